@@ -1,0 +1,1 @@
+"""Acceptance gates: rules as data (metric, operator, threshold), never evaluated as code."""

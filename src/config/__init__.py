@@ -1,0 +1,1 @@
+"""Configuration: typed schemas, the one loader, and value validation."""

@@ -1,0 +1,147 @@
+"""The one config loader: compose `conf/` with Hydra, check it, hand out typed objects.
+
+`python -m src.run` (and so the DVC stages) and Hydra multirun jobs all end in
+`load_config` / `from_composed`, so a value means the same thing on every path.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from hydra import compose, initialize_config_dir
+from hydra.core.config_store import ConfigStore
+from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from src.config.schema import RootConfig, SyntheticMarketConfig
+from src.config.validate import validate
+from src.runs import paths
+
+CONFIG_NAME = "config"
+GROUPS = ("stage", "symbols", "universe", "zone_profile", "market", "costs")
+
+
+class ConfigError(ValueError):
+    """A bad config value, option, override or file: a user error (exit code 2)."""
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """A composed, validated config and the facts about where it came from."""
+
+    root: Path  # repo root: the folder holding conf/
+    cfg: RootConfig  # typed objects for the engine
+    resolved: dict[str, Any]  # plain resolved values (for the record and digests)
+    choices: dict[str, str]  # group -> option chosen
+    config_files: tuple[str, ...]  # conf files used, relative to root, sorted
+    overrides: tuple[str, ...]
+
+
+def find_repo_root(start: Path | None = None) -> Path:
+    """The nearest folder at or above `start` (default: cwd) holding conf/config.yaml."""
+    try:
+        return paths.find_repo_root(start)
+    except paths.RepoRootError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+_registered = False
+
+
+def register_schemas() -> None:
+    """Put the typed schemas in Hydra's ConfigStore (idempotent)."""
+    global _registered
+    if _registered:
+        return
+    cs = ConfigStore.instance()
+    cs.store(name="root_schema", node=RootConfig)
+    cs.store(group="market", name="synthetic_schema", node=SyntheticMarketConfig)
+    _registered = True
+
+
+def one_line(exc: BaseException) -> str:
+    """Hydra and OmegaConf errors span lines and chain causes; a user gets one line."""
+    parts: list[str] = []
+    cur: BaseException | None = exc
+    while cur is not None:
+        text = str(cur).strip()
+        # OmegaConf chains a templated copy of its own message ('$VALUE'): skip it.
+        if text and "$VALUE" not in text and not any(text in q for q in parts):
+            parts.append(text)
+        cur = cur.__cause__ or cur.__context__
+    msg = " | ".join(parts)
+    msg = msg.split("Config search path:")[0]
+    msg = re.sub(r"Available options in '([^']+)':\s*((?:\n\s*\S+)+)",
+                 lambda m: f"available options in '{m.group(1)}': " + ", ".join(m.group(2).split()), msg)
+    msg = re.sub(r"\s*\n\s*", "; ", msg.strip())
+    msg = re.sub(r";? ?(object_type|reference_type|ref_type)=[^;|]*", "", msg)
+    return msg.strip(" ;|")
+
+
+def compose_config(root: Path, overrides: Sequence[str]) -> tuple[DictConfig, dict[str, str]]:
+    """Compose conf/ with Hydra's compose API; returns the config and the group choices."""
+    register_schemas()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(root / "conf"), version_base="1.3"):
+            cfg = compose(config_name=CONFIG_NAME, overrides=list(overrides), return_hydra_config=True)
+    except (HydraException, OmegaConfBaseException, ValueError, TypeError) as exc:
+        raise ConfigError(one_line(exc)) from exc
+    finally:
+        GlobalHydra.instance().clear()
+    choices = {k: str(v) for k, v in cfg.hydra.runtime.choices.items() if k in GROUPS}
+    with _open(cfg):
+        del cfg["hydra"]
+    return cfg, choices
+
+
+class _open:
+    """Temporarily lift struct mode so the hydra node can be removed."""
+
+    def __init__(self, cfg: DictConfig) -> None:
+        self.cfg = cfg
+
+    def __enter__(self) -> None:
+        OmegaConf.set_struct(self.cfg, False)
+
+    def __exit__(self, *exc: object) -> None:
+        OmegaConf.set_struct(self.cfg, True)
+
+
+def from_composed(root: Path, cfg: DictConfig, choices: dict[str, str], overrides: Sequence[str]) -> LoadedConfig:
+    """Resolve, convert to typed objects and validate a composed config."""
+    try:
+        resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True, enum_to_str=True)
+        typed = OmegaConf.to_object(cfg)
+    except (OmegaConfBaseException, ValueError, TypeError) as exc:
+        raise ConfigError(one_line(exc)) from exc
+    assert isinstance(typed, RootConfig) and isinstance(resolved, dict)
+    problems = validate(typed)
+    if problems:
+        more = f" (and {len(problems) - 1} more: {'; '.join(problems[1:])})" if len(problems) > 1 else ""
+        raise ConfigError(problems[0] + more)
+    files = [f"conf/{CONFIG_NAME}.yaml"]
+    for group in sorted(choices):
+        files.append(f"conf/{group}/{choices[group]}.yaml")
+    missing = [f for f in files if not (root / f).is_file()]
+    if missing:
+        raise ConfigError(f"config files not found: {', '.join(missing)}")
+    return LoadedConfig(
+        root=root,
+        cfg=typed,
+        resolved=resolved,
+        choices=dict(sorted(choices.items())),
+        config_files=tuple(sorted(files)),
+        overrides=tuple(overrides),
+    )
+
+
+def load_config(overrides: Sequence[str], root: Path | None = None) -> LoadedConfig:
+    """Compose and validate the config for `overrides`, from the repo holding conf/."""
+    root = find_repo_root(root)
+    cfg, choices = compose_config(root, overrides)
+    return from_composed(root, cfg, choices, overrides)

@@ -1,0 +1,171 @@
+"""Typed schemas of every config group.
+
+Plain dataclasses: Hydra validates types and unknown keys against them at composition
+(see `loader.py`, which registers them in the ConfigStore), `validate.py` checks the
+values, and the engine receives these objects, never a DictConfig.
+Units are in the field names: `_bps` basis points, `_s` simulated seconds, `_usd` US
+dollars (USDT is treated as 1 USD), `_krw` Korean won.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, List, Optional, Dict
+
+MISSING: Any = "???"  # OmegaConf's marker for a required value
+
+
+class Mode(str, Enum):
+    strict = "strict"
+    advisory = "advisory"
+
+
+class FxKind(str, Enum):
+    fixed = "fixed"
+    walk = "walk"
+
+
+class Op(str, Enum):
+    ge = "ge"
+    gt = "gt"
+    le = "le"
+    lt = "lt"
+    eq = "eq"
+    ne = "ne"
+    present = "present"
+    under = "under"
+    is_true = "is_true"
+
+
+@dataclass
+class RunSection:
+    id: Optional[str] = None  # None: an ad-hoc id is generated
+    overwrite: bool = False  # a pinned id may replace its earlier run folder
+
+
+@dataclass
+class AcceptanceRule:
+    id: str = MISSING
+    description: str = ""
+    metrics: List[str] = MISSING  # dotted metric names; the rule holds for all of them
+    op: Op = MISSING
+    value: Optional[Any] = None
+
+
+@dataclass
+class StageConfig:
+    id: str = MISSING
+    description: str = ""
+    duration_s: float = MISSING  # simulated seconds
+    tick_s: float = 1.0  # loop interval in simulated seconds
+    mode: Mode = MISSING  # which zone profile of each symbol applies
+    acceptance: List[AcceptanceRule] = field(default_factory=list)
+
+
+@dataclass
+class SymbolSpec:
+    symbol: str = MISSING
+    usd_price: float = MISSING  # starting USD reference price
+
+
+@dataclass
+class SymbolsConfig:
+    name: str = MISSING
+    ranked: List[SymbolSpec] = MISSING  # by traded volume, highest first
+
+
+@dataclass
+class UniverseConfig:
+    name: str = MISSING
+    top_n: int = MISSING
+
+
+@dataclass
+class Zone:
+    lo_bps: float = MISSING  # band of the executable entry spread, [lo, hi)
+    hi_bps: float = MISSING
+    tp_bps: float = MISSING  # take profit: spread converged by this much
+    sl_bps: float = MISSING  # stop loss: spread widened by this much
+    size_frac: float = 1.0  # share of risk.max_notional_usd
+
+
+@dataclass
+class Profile:
+    zones: List[Zone] = MISSING
+    soft_limit_s: float = MISSING  # after this, exit once the loss is within min_loss_bps
+    hard_limit_s: float = MISSING  # at this, exit regardless
+    min_loss_bps: float = MISSING
+
+
+@dataclass
+class SymbolMapping:
+    strict: str = MISSING
+    advisory: str = MISSING
+
+
+@dataclass
+class ZoneProfileConfig:
+    name: str = MISSING
+    profiles: Dict[str, Profile] = MISSING
+    symbols: Dict[str, SymbolMapping] = field(default_factory=dict)
+    fallback: Optional[SymbolMapping] = None
+
+
+@dataclass
+class SyntheticMarketConfig:
+    kind: str = "synthetic"
+    fx_kind: FxKind = FxKind.fixed
+    fx_krw_per_usd: float = MISSING
+    fx_vol_bps_per_sqrt_s: float = 0.0  # only for fx_kind=walk
+    price_vol_annual: float = MISSING  # GBM volatility of the USD reference price
+    premium_mean_max_bps: float = MISSING  # per-symbol mean premium drawn in [-x/4, x]
+    premium_sd_bps: float = MISSING  # stationary sd of the mean-reverting premium
+    premium_half_life_s: float = MISSING
+    jump_rate_per_hour: float = MISSING
+    jump_sd_bps: float = MISSING
+    usdt_half_spread_bps: float = MISSING  # rank-1 symbol; grows with rank
+    krw_half_spread_bps: float = MISSING
+    half_spread_rank_exp: float = MISSING
+    depth_usd: float = MISSING  # top-of-book depth per side for the rank-1 symbol
+    depth_rank_exp: float = MISSING  # depth shrinks as rank**-exp
+    depth_noise: float = MISSING  # lognormal sd of the top depth per tick
+    book_levels: int = 5
+    level_step_bps: float = MISSING  # price distance between book levels
+    level_growth: float = MISSING  # size of level i = top size * growth**i
+
+
+@dataclass
+class VenueCosts:
+    name: str = MISSING
+    quote: str = MISSING
+    taker_fee_bps: float = MISSING
+    maker_fee_bps: float = MISSING
+
+
+@dataclass
+class CostsConfig:
+    name: str = MISSING
+    usdt_venue: VenueCosts = MISSING
+    krw_venue: VenueCosts = MISSING
+    floor_multiplier: float = 1.0  # entry spread must be >= this x round-trip cost
+
+
+@dataclass
+class RiskConfig:
+    max_notional_usd: float = MISSING
+    max_open_positions: int = MISSING
+    daily_loss_limit_usd: float = MISSING  # kill switch: no new entries past this loss
+    min_fill_usd: float = MISSING  # a partial fill smaller than this is not taken
+
+
+@dataclass
+class RootConfig:
+    seed: int = MISSING
+    run: RunSection = field(default_factory=RunSection)
+    stage: StageConfig = MISSING
+    symbols: SymbolsConfig = MISSING
+    universe: UniverseConfig = MISSING
+    zone_profile: ZoneProfileConfig = MISSING
+    market: Any = MISSING  # schema chosen by the market option (market/*_schema)
+    costs: CostsConfig = MISSING
+    risk: RiskConfig = MISSING

@@ -1,0 +1,145 @@
+"""Value checks Hydra's type checks cannot make; each problem names its key and what is allowed."""
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from src.config.schema import Op, RootConfig, SyntheticMarketConfig, ZoneProfileConfig
+
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+MAX_TICKS = 50_000_000  # 100 symbols x 24 h at 1 s is 8.64 M symbol-ticks
+
+
+def _num(problems: list[str], key: str, value: float, *, lo: float | None = None,
+         hi: float | None = None, lo_open: bool = False) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        problems.append(f"{key}={value!r}: must be a finite number")
+        return
+    if lo is not None and (value <= lo if lo_open else value < lo):
+        problems.append(f"{key}={value!r}: must be {'>' if lo_open else '>='} {lo:g}")
+    if hi is not None and value > hi:
+        problems.append(f"{key}={value!r}: must be <= {hi:g}")
+
+
+def validate(cfg: RootConfig) -> list[str]:
+    """Return every problem found (empty when the config is usable)."""
+    p: list[str] = []
+    if cfg.seed < 0 or cfg.seed >= 2**63:
+        p.append(f"seed={cfg.seed}: must be an integer in [0, 2**63)")
+    for key, value in (("stage.id", cfg.stage.id), ("run.id", cfg.run.id)):
+        if value is not None and (not _ID_RE.match(str(value)) or ".." in str(value)):
+            p.append(f"{key}={value!r}: must be 1-128 letters, digits, '.', '_' or '-' "
+                     "starting with a letter or digit, without '..' or '/' (it names a folder under logs/)")
+    st = cfg.stage
+    _num(p, "stage.duration_s", st.duration_s, lo=0, lo_open=True)
+    _num(p, "stage.tick_s", st.tick_s, lo=0, lo_open=True)
+    if not p and st.duration_s < st.tick_s:
+        p.append(f"stage.duration_s={st.duration_s!r}: must be at least one tick (stage.tick_s={st.tick_s!r})")
+    _check_acceptance(p, cfg)
+
+    names = [s.symbol for s in cfg.symbols.ranked]
+    if len(set(names)) != len(names):
+        dup = sorted({n for n in names if names.count(n) > 1})
+        p.append(f"symbols.ranked: duplicate symbols {dup}")
+    for i, s in enumerate(cfg.symbols.ranked):
+        _num(p, f"symbols.ranked[{i}].usd_price ({s.symbol})", s.usd_price, lo=0, lo_open=True)
+    if cfg.universe.top_n < 1 or cfg.universe.top_n > len(names):
+        p.append(f"universe.top_n={cfg.universe.top_n}: must be between 1 and {len(names)}, "
+                 f"the length of symbols.ranked ({cfg.symbols.name})")
+    universe = names[: max(cfg.universe.top_n, 0)]
+
+    _check_zone_profile(p, cfg.zone_profile, universe)
+    if isinstance(cfg.market, SyntheticMarketConfig):
+        _check_synthetic(p, cfg.market)
+
+    for venue in ("usdt_venue", "krw_venue"):
+        v = getattr(cfg.costs, venue)
+        for fee in ("taker_fee_bps", "maker_fee_bps"):
+            _num(p, f"costs.{venue}.{fee}", getattr(v, fee), lo=0, hi=1000)
+    _num(p, "costs.floor_multiplier", cfg.costs.floor_multiplier, lo=0)
+
+    r = cfg.risk
+    _num(p, "risk.max_notional_usd", r.max_notional_usd, lo=0, lo_open=True)
+    if r.max_open_positions < 1:
+        p.append(f"risk.max_open_positions={r.max_open_positions}: must be >= 1")
+    _num(p, "risk.daily_loss_limit_usd", r.daily_loss_limit_usd, lo=0, lo_open=True)
+    _num(p, "risk.min_fill_usd", r.min_fill_usd, lo=0)
+    if not p:
+        ticks = int(st.duration_s / st.tick_s) * len(universe)
+        if ticks > MAX_TICKS:
+            p.append(f"stage.duration_s={st.duration_s!r} with {len(universe)} symbols is {ticks} "
+                     f"symbol-ticks: at most {MAX_TICKS} per run")
+    return p
+
+
+def _check_acceptance(p: list[str], cfg: RootConfig) -> None:
+    ids = [r.id for r in cfg.stage.acceptance]
+    if len(set(ids)) != len(ids):
+        p.append(f"stage.acceptance: duplicate rule ids {sorted({i for i in ids if ids.count(i) > 1})}")
+    for i, rule in enumerate(cfg.stage.acceptance):
+        key = f"stage.acceptance[{i}] ({rule.id})"
+        if not rule.metrics:
+            p.append(f"{key}.metrics: must name at least one metric")
+        for m in rule.metrics:
+            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$", m):
+                p.append(f"{key}.metrics: {m!r} is not a dotted metric name like kpi.round_trips")
+        if rule.op in (Op.ge, Op.gt, Op.le, Op.lt, Op.eq, Op.ne):
+            if not isinstance(rule.value, (int, float)) or isinstance(rule.value, bool):
+                p.append(f"{key}.value={rule.value!r}: op {rule.op.value} needs a number")
+        elif rule.op is Op.under and not isinstance(rule.value, str):
+            p.append(f"{key}.value={rule.value!r}: op under needs a folder path")
+
+
+def _check_zone_profile(p: list[str], zp: ZoneProfileConfig, universe: list[str]) -> None:
+    if not zp.profiles:
+        p.append("zone_profile.profiles: must define at least one profile")
+    for name, prof in zp.profiles.items():
+        key = f"zone_profile.profiles.{name}"
+        if not prof.zones:
+            p.append(f"{key}.zones: must list at least one zone")
+        prev_hi = None
+        for j, z in enumerate(prof.zones):
+            zk = f"{key}.zones[{j}]"
+            _num(p, f"{zk}.lo_bps", z.lo_bps, lo=0)
+            _num(p, f"{zk}.hi_bps", z.hi_bps, lo=z.lo_bps, lo_open=True)
+            _num(p, f"{zk}.tp_bps", z.tp_bps, lo=0, lo_open=True)
+            _num(p, f"{zk}.sl_bps", z.sl_bps, lo=0, lo_open=True)
+            _num(p, f"{zk}.size_frac", z.size_frac, lo=0, hi=1, lo_open=True)
+            if prev_hi is not None and z.lo_bps < prev_hi:
+                p.append(f"{zk}.lo_bps={z.lo_bps!r}: zones must be ordered and not overlap "
+                         f"(previous zone ends at {prev_hi!r})")
+            prev_hi = z.hi_bps
+        _num(p, f"{key}.soft_limit_s", prof.soft_limit_s, lo=0)
+        _num(p, f"{key}.hard_limit_s", prof.hard_limit_s, lo=0, lo_open=True)
+        if prof.hard_limit_s < prof.soft_limit_s:
+            p.append(f"{key}.hard_limit_s={prof.hard_limit_s!r}: must be >= soft_limit_s={prof.soft_limit_s!r}")
+        _num(p, f"{key}.min_loss_bps", prof.min_loss_bps, lo=0)
+    known = sorted(zp.profiles)
+    mappings: list[tuple[str, Any]] = [(f"zone_profile.symbols.{s}", m) for s, m in zp.symbols.items()]
+    if zp.fallback is not None:
+        mappings.append(("zone_profile.fallback", zp.fallback))
+    for key, m in mappings:
+        for mode in ("strict", "advisory"):
+            name = getattr(m, mode)
+            if name not in zp.profiles:
+                p.append(f"{key}.{mode}={name!r}: no such profile (defined: {', '.join(known)})")
+    if zp.fallback is None:
+        unmapped = [s for s in universe if s not in zp.symbols]
+        if unmapped:
+            p.append(f"zone_profile ({zp.name}): symbols {unmapped} have no mapping in zone_profile.symbols "
+                     "and zone_profile.fallback is not set: map them or add a fallback")
+
+
+def _check_synthetic(p: list[str], m: SyntheticMarketConfig) -> None:
+    k = "market"
+    _num(p, f"{k}.fx_krw_per_usd", m.fx_krw_per_usd, lo=0, lo_open=True)
+    for name in ("fx_vol_bps_per_sqrt_s", "price_vol_annual", "premium_mean_max_bps", "premium_sd_bps",
+                 "jump_rate_per_hour", "jump_sd_bps", "usdt_half_spread_bps", "krw_half_spread_bps",
+                 "half_spread_rank_exp", "depth_rank_exp", "depth_noise", "level_step_bps"):
+        _num(p, f"{k}.{name}", getattr(m, name), lo=0)
+    _num(p, f"{k}.premium_half_life_s", m.premium_half_life_s, lo=0, lo_open=True)
+    _num(p, f"{k}.depth_usd", m.depth_usd, lo=0, lo_open=True)
+    _num(p, f"{k}.level_growth", m.level_growth, lo=0, lo_open=True)
+    if not 1 <= m.book_levels <= 50:
+        p.append(f"{k}.book_levels={m.book_levels}: must be between 1 and 50")

@@ -1,0 +1,1 @@
+"""The paper engine: entries, exits, fills, risk and KPIs. Plain typed inputs only."""

@@ -1,0 +1,65 @@
+"""KPIs of a session, from its round trips and counters. No volatile fact goes in here."""
+from __future__ import annotations
+
+from typing import Any
+
+from src.engine.exits import EXIT_REASONS
+from src.engine.loop import SessionResult, _r
+from src.engine.zones import Applied
+
+
+def summarize(res: SessionResult, applied: tuple[Applied, ...], zone_evidence: dict[str, Any],
+              duration_s: float, tick_s: float) -> dict[str, Any]:
+    """KPI summary: counts, PnL (KRW, and USD at the reported FX), costs, risk, per symbol."""
+    trades = res.trades
+    pnl_krw = sum(t["pnl_krw"] for t in trades)
+    fx = res.last_fx
+    wins = sum(1 for t in trades if t["pnl_krw"] > 0)
+    exits = {k: 0 for k in EXIT_REASONS}
+    for t in trades:
+        exits[t["exit_reason"]] += 1
+    equity = peak = max_dd = 0.0
+    for t in trades:
+        equity += t["pnl_krw"]
+        peak = max(peak, equity)
+        max_dd = max(max_dd, peak - equity)
+    per_symbol: dict[str, dict[str, Any]] = {}
+    for ap in applied:
+        mine = [t for t in trades if t["symbol"] == ap.symbol]
+        per_symbol[ap.symbol] = {
+            "profile": ap.profile_name,
+            "round_trips": len(mine),
+            "wins": sum(1 for t in mine if t["pnl_krw"] > 0),
+            "pnl_krw": _r(sum(t["pnl_krw"] for t in mine), 2),
+        }
+    n = len(trades)
+    return {
+        "round_trips": n,
+        "wins": wins,
+        "losses": n - wins,
+        "win_rate": _r(wins / n, 6) if n else 0.0,
+        "exit_reasons": exits,
+        "time_limit_kinds": {
+            "soft": sum(1 for t in trades if t["time_limit_kind"] == "soft"),
+            "hard": sum(1 for t in trades if t["time_limit_kind"] == "hard"),
+        },
+        "total_pnl_krw": _r(pnl_krw, 2),
+        "total_pnl_usd": _r(pnl_krw / fx, 6) if n else 0.0,
+        "fx_rate": _r(fx, 6) if res.ticks else None,  # None: interrupted before the first tick
+        "fees_krw": _r(sum(t["fees_krw"] for t in trades), 2),
+        "slippage_krw": _r(sum(t["slippage_krw"] for t in trades), 2),
+        "max_drawdown_krw": _r(max_dd, 2),
+        "avg_hold_s": _r(sum(t["hold_s"] for t in trades) / n, 6) if n else 0.0,
+        "entry_signals": res.entry_signals,
+        "entries": n + len(res.open_positions),
+        "rejections": dict(res.rejections),
+        "market_data_updates": res.market_updates,
+        "ticks": res.ticks,
+        "simulated_s": _r(res.ticks * tick_s, 6),
+        "planned_duration_s": duration_s,
+        "open_positions_at_end": len(res.open_positions),
+        "unrealized_pnl_krw": _r(res.unrealized_pnl_krw, 2),
+        "per_symbol": per_symbol,
+        "zone_profile_digest": zone_evidence["sha256"],
+        "zone_profiles_loaded": zone_evidence,
+    }

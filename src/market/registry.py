@@ -1,0 +1,17 @@
+"""Build the market a config asks for, by its `kind`."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from src.config.schema import SymbolSpec, SyntheticMarketConfig
+from src.market.tape import Market
+
+
+def build_market(spec: Any, universe: Sequence[SymbolSpec], seed: int, n_ticks: int, tick_s: float,
+                 root: Path) -> Market:
+    """A Market for `spec` (one of the market/*_schema dataclasses)."""
+    if isinstance(spec, SyntheticMarketConfig):
+        from src.market.synthetic import SyntheticMarket
+        return SyntheticMarket(spec, universe, seed, n_ticks, tick_s)
+    raise ValueError(f"market.kind={getattr(spec, 'kind', spec)!r}: no such market (available: synthetic)")

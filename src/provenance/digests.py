@@ -1,0 +1,35 @@
+"""File digests: xxh3-128 for speed on every file, SHA-256 where a standard digest is asked."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import xxhash
+
+
+def xxh3_file(path: Path) -> str:
+    return xxhash.xxh3_128_hexdigest(Path(path).read_bytes())
+
+
+def sha256_file(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def digest_obj(obj: Any) -> str:
+    """xxh3-128 of the canonical JSON of `obj` (sorted keys, no whitespace)."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return xxhash.xxh3_128_hexdigest(text.encode("utf-8"))
+
+
+def file_record(root: Path, path: Path) -> dict[str, Any]:
+    """relative path, size, mtime (ns and ISO-ish float) and xxh3-128 of one file."""
+    st = os.stat(path)
+    return {
+        "path": Path(path).relative_to(root).as_posix(),
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "xxh3_128": xxh3_file(path),
+    }

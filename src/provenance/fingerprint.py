@@ -1,0 +1,26 @@
+"""The fingerprint: one digest of everything that determines a run's result."""
+from __future__ import annotations
+
+from typing import Any
+
+from src.provenance.digests import digest_obj
+
+FINGERPRINT_VERSION = 1
+VOLATILE_CONFIG_KEYS = ("run",)  # run id and overwrite flag name a folder, not a result
+
+
+def config_digest(resolved: dict[str, Any]) -> str:
+    return digest_obj({k: v for k, v in resolved.items() if k not in VOLATILE_CONFIG_KEYS})
+
+
+def fingerprint(config_digest_: str, code_files: list[dict[str, Any]], zone_sha256: str,
+                data_identity: dict[str, Any], seed: int) -> str:
+    """xxh3-128 over config digest, code digests by path, zone-profile file, data identity, seed."""
+    return digest_obj({
+        "version": FINGERPRINT_VERSION,
+        "config": config_digest_,
+        "code": {f["path"]: f["xxh3_128"] for f in code_files},
+        "zone_profile_sha256": zone_sha256,
+        "data": digest_obj(data_identity),
+        "seed": seed,
+    })

@@ -1,0 +1,76 @@
+"""Import-provenance hardlock: every project module must come from source in this repo.
+
+Checked before the engine starts (and again when the record is written, to cover lazy
+imports): each loaded module of the project package resolves, after following
+symlinks, inside the repo root that holds the conf/ in use; it was loaded from a .py
+source, not a sourceless .pyc; the package is a regular package in exactly one folder,
+<root>/src; and no stray .pyc lies in the package tree outside __pycache__.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from importlib.machinery import SourcelessFileLoader
+from pathlib import Path
+from types import ModuleType
+
+PACKAGE = "src"
+
+
+class ProvenanceError(RuntimeError):
+    """The run would execute code from somewhere other than this repo's source."""
+
+
+def _project_modules(package: str) -> list[tuple[str, ModuleType]]:
+    mods = [(n, m) for n, m in list(sys.modules.items())
+            if n == package or n.startswith(package + ".")]
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if main is not None and spec is not None and (spec.name or "").startswith(package + "."):
+        mods.append(("__main__", main))
+    return sorted(mods, key=lambda nm: nm[0])
+
+
+def check_imports(root: Path, package: str = PACKAGE) -> dict:
+    """Return {modules: [...], violations: [...]}; raise nothing (see `enforce`)."""
+    root = Path(root).resolve()
+    expected = root / package
+    violations: list[str] = []
+    modules: list[str] = []
+    if expected.is_symlink():
+        violations.append(f"package folder {expected} is a symlink to {expected.resolve()}: "
+                          f"the project package must be a real folder inside {root}")
+    for name, mod in _project_modules(package):
+        file = getattr(mod, "__file__", None)
+        paths = list(getattr(mod, "__path__", None) or [])
+        if file is None:
+            violations.append(f"module {name} has no __init__.py (namespace package over {paths}): "
+                              f"expected a regular package at {expected}")
+            continue
+        real = Path(file).resolve()
+        if not real.is_relative_to(root):
+            violations.append(f"module {name} loaded from {file} (resolves to {real}), "
+                              f"outside the repo root {root} that holds the conf/ in use")
+        loader = getattr(mod, "__loader__", None)
+        if isinstance(loader, SourcelessFileLoader) or real.suffix == ".pyc":
+            violations.append(f"module {name} loaded from sourceless bytecode {file}: "
+                              f"delete it and keep the .py source in {expected}")
+        if name == package and len(paths) != 1:
+            violations.append(f"package {package} is split across folders {paths}: expected only {expected}")
+        elif name == package and Path(paths[0]).resolve() != expected.resolve():
+            violations.append(f"package {package} loaded from {paths[0]}, expected {expected}")
+        modules.append(name)
+    if expected.is_dir() and not expected.is_symlink():
+        for dirpath, dirnames, files in os.walk(expected, followlinks=False):
+            dirnames[:] = [d for d in dirnames if d != "__pycache__"]
+            for f in files:
+                if f.endswith((".pyc", ".pyo")):
+                    stray = Path(dirpath, f)
+                    violations.append(f"sourceless bytecode {stray} in the package tree: "
+                                      "Python may import it instead of source; delete it")
+    return {"root": str(root), "modules_checked": len(modules), "violations": violations}
+
+
+def enforce(report: dict) -> None:
+    if report["violations"]:
+        raise ProvenanceError("import provenance refused: " + "; ".join(report["violations"]))

@@ -1,0 +1,61 @@
+"""Purge bytecode caches under the project's own package folders (stdlib only: runs first).
+
+Safe by construction: only folders named __pycache__ strictly inside <root>/<package>,
+never through a symlink (symlinked folders are skipped, symlinked files are unlinked as
+links), and tolerant of a parallel run that purges or writes bytecode at the same time.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+
+PROJECT_PACKAGES = ("src",)
+
+
+def purge_bytecode(root: Path, packages: tuple[str, ...] = PROJECT_PACKAGES) -> dict:
+    """Remove every __pycache__ folder under root/<package>; returns what was done."""
+    root = Path(root).resolve()
+    removed_dirs = removed_files = 0
+    skipped: list[str] = []
+    for pkg in packages:
+        base = root / pkg
+        if base.is_symlink() or not base.is_dir():
+            skipped.append(pkg)  # a symlinked package is refused by the hardlock, not purged
+            continue
+        for dirpath, dirnames, _files in os.walk(base, followlinks=False):
+            for d in list(dirnames):
+                full = os.path.join(dirpath, d)
+                if os.path.islink(full):
+                    dirnames.remove(d)
+                    skipped.append(os.path.relpath(full, root))
+                elif d == "__pycache__":
+                    dirnames.remove(d)
+                    n = _remove_cache_dir(full)
+                    removed_files += n
+                    removed_dirs += 1
+    importlib.invalidate_caches()
+    return {"packages": list(packages), "removed_dirs": removed_dirs, "removed_files": removed_files,
+            "skipped_symlinks": sorted(skipped)}
+
+
+def _remove_cache_dir(path: str) -> int:
+    """Unlink the entries of one __pycache__ (never following links), then the folder."""
+    n = 0
+    try:
+        entries = list(os.scandir(path))
+    except FileNotFoundError:
+        return 0  # a parallel run got here first
+    for e in entries:
+        try:
+            if e.is_dir(follow_symlinks=False):
+                continue  # bytecode caches hold no folders; leave anything odd alone
+            os.unlink(e.path)
+            n += 1
+        except FileNotFoundError:
+            pass
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass  # gone already, or a parallel import just wrote a fresh .pyc into it
+    return n

@@ -1,0 +1,63 @@
+"""Entry point: `python -m src.run [overrides]` -- compose -> guard -> execute -> record -> check.
+
+Exit codes: 0 all gates passed; 1 a gate failed; 2 bad usage, config or input (nothing
+run); 3 import provenance refused (nothing run); 4 the run crashed (status failed);
+130 interrupted (status interrupted, KPIs for what happened).
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+# Only the stdlib and the purge run before the bytecode caches are gone: every other
+# project module is imported afterwards, from source.
+from src.provenance.purge import purge_bytecode
+from src.runs.paths import RepoRootError, find_repo_root
+
+EXIT_OK, EXIT_GATE, EXIT_USAGE, EXIT_PROVENANCE, EXIT_CRASH, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+USAGE = """usage: python -m src.run [KEY=VALUE | GROUP=OPTION ...]   (Hydra overrides)
+       python -m src.run -m [sweep overrides]                  (Hydra multirun)
+examples: python -m src.run stage=d92-5
+          python -m src.run stage=d92-5 seed=7 zone_profile=wide run.id=my-run
+groups: stage, symbols, universe, zone_profile, market, costs
+exit codes: 0 gates passed, 1 gate failed, 2 bad usage/config, 3 provenance refused,
+            4 run crashed, 130 interrupted"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    t0 = time.perf_counter()
+    if any(a in ("-h", "--help") for a in argv):
+        print(USAGE)
+        return EXIT_OK
+    if any(a in ("-m", "--multirun") for a in argv):
+        from src.sweep import multirun
+        return multirun(argv)
+    bad = [a for a in argv if a.startswith("-")]
+    if bad:
+        return _usage_error(f"unknown option {bad[0]!r}: only Hydra overrides (key=value) and -m are accepted")
+
+    try:
+        root = find_repo_root()
+    except RepoRootError as exc:
+        return _usage_error(str(exc))
+    purge = purge_bytecode(root)
+    t_purge = time.perf_counter() - t0
+    from src.config.loader import ConfigError, load_config
+
+    try:
+        loaded = load_config(argv, root)
+    except ConfigError as exc:
+        return _usage_error(str(exc))
+    from src.runs.execute import execute
+
+    return execute(loaded, argv, purge, t_start=t0, t_purge=t_purge).exit_code
+
+
+def _usage_error(msg: str) -> int:
+    print(f"error: {msg}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Run folders: the one path resolver, run ids, and atomic file writes."""

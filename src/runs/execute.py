@@ -1,0 +1,214 @@
+"""One run, from a loaded config: guard -> claim the run folder -> engine -> record -> check."""
+from __future__ import annotations
+
+import logging
+import shutil
+import signal
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from src.acceptance import gates
+from src.config.loader import LoadedConfig
+from src.engine import kpi as kpi_mod
+from src.engine.loop import EngineParams, run_session
+from src.engine.zones import apply_profiles
+from src.market.registry import build_market
+from src.provenance import guard, inventory
+from src.provenance.digests import digest_obj, sha256_file
+from src.provenance.fingerprint import config_digest, fingerprint
+from src.provenance.gitinfo import git_state
+from src.provenance.record import SCHEMA_VERSION, environment, redact, utc_now
+from src.runs.atomic import JsonlAppender, write_json_atomic, write_text_atomic
+from src.runs.paths import RunPathError, RunPaths, new_run_id, resolve_run_paths
+
+log = logging.getLogger(__name__)
+EXIT_OK, EXIT_GATE, EXIT_USAGE, EXIT_PROVENANCE, EXIT_CRASH, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+
+
+@dataclass
+class Outcome:
+    exit_code: int
+    status: str
+    paths: RunPaths | None = None
+    fingerprint: str | None = None
+    kpis: dict[str, Any] | None = None
+    acceptance: dict[str, Any] | None = None
+
+
+class _StopFlag:
+    """First SIGINT/SIGTERM asks the engine to stop after the current tick; a second one aborts."""
+
+    def __init__(self) -> None:
+        self.signal: str | None = None
+        self._old: dict[int, Any] = {}
+
+    def __call__(self) -> bool:
+        return self.signal is not None
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        if self.signal is not None:
+            raise KeyboardInterrupt
+        self.signal = signal.Signals(signum).name
+
+    def install(self) -> None:
+        try:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        except ValueError:
+            pass  # not the main thread (e.g. inside a launcher's worker): no handlers
+
+    def restore(self) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def claim_run_dir(root: Path, stage_id: str, run_id: str | None, universe: str, overwrite: bool) -> RunPaths:
+    """Create the run folder in its final place; a pinned id replaces its folder only when asked."""
+    for _ in range(20):
+        paths = resolve_run_paths(root, stage_id, run_id or new_run_id(stage_id, universe))
+        paths.run_dir.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            paths.run_dir.mkdir()
+            return paths
+        except FileExistsError:
+            if run_id is None:
+                continue  # a parallel run drew the same suffix in the same second
+            if not overwrite:
+                raise RunPathError(f"run folder {paths.rel(paths.run_dir)} exists: pass run.overwrite=true "
+                                   "to replace it, or pick another run.id")
+            shutil.rmtree(paths.run_dir)  # a real folder under logs/ (resolve_run_paths refuses symlinks)
+            paths.run_dir.mkdir()
+            return paths
+    raise RunPathError("could not find a free run id after 20 tries")
+
+
+def execute(loaded: LoadedConfig, argv: list[str], purge: dict, t_start: float, t_purge: float,
+            out: Callable[[str], None] = print) -> Outcome:
+    cfg, root = loaded.cfg, loaded.root
+    t0 = time.perf_counter()
+    hardlock = guard.check_imports(root)
+    if hardlock["violations"]:
+        print(f"error: {'; '.join(hardlock['violations'])}", file=sys.stderr)
+        return Outcome(EXIT_PROVENANCE, "refused")
+    t_hardlock = time.perf_counter() - t0
+
+    universe = cfg.symbols.ranked[: cfg.universe.top_n]
+    symbols = tuple(s.symbol for s in universe)
+    applied = tuple(apply_profiles(cfg.zone_profile, symbols, cfg.stage.mode))
+    n_ticks = int(cfg.stage.duration_s / cfg.stage.tick_s + 1e-9)
+    try:
+        market = build_market(cfg.market, universe, cfg.seed, n_ticks, cfg.stage.tick_s, root)
+        paths = claim_run_dir(root, cfg.stage.id, cfg.run.id, cfg.universe.name, cfg.run.overwrite)
+    except (RunPathError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return Outcome(EXIT_USAGE, "refused")
+
+    handler = logging.FileHandler(paths.run_log, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.getLogger().addHandler(handler)
+    logging.getLogger().setLevel(logging.INFO)
+    stop = _StopFlag()
+    stop.install()
+    meta: dict[str, Any] = {}
+    try:
+        t1 = time.perf_counter()
+        zone_kpi, zone_meta = inventory.zone_evidence(
+            root, loaded.choices["zone_profile"], cfg.zone_profile.name, cfg.stage.mode.value,
+            {a.symbol: a.profile_name for a in applied}, {a.symbol: a.source for a in applied})
+        code = inventory.code_inventory(root)
+        data_identity = market.identity()
+        cdigest = config_digest(loaded.resolved)
+        resolved = dict(loaded.resolved, run=dict(loaded.resolved["run"], id=paths.run_id))
+        fp = fingerprint(cdigest, code, zone_kpi["sha256"], data_identity, cfg.seed)
+        meta = {
+            "schema_version": SCHEMA_VERSION,
+            "run_id": paths.run_id,
+            "stage_id": paths.stage_id,
+            "status": "running",
+            "started_at": utc_now(),
+            "ended_at": None,
+            "error": None,
+            "command": {"argv": redact(["python", "-m", "src.run", *argv]), "overrides": redact(list(argv))},
+            "paths": {k: paths.rel(getattr(paths, k)) for k in
+                      ("run_dir", "kpi_summary", "runtime_meta", "trades", "resolved_config", "run_log")},
+            "config": {"digest": cdigest, "choices": loaded.choices, "resolved": redact(resolved),
+                       "files": inventory.config_inventory(root, loaded.config_files)},
+            "code": {"package": "src", "files": code, "digest": digest_obj({f["path"]: f["xxh3_128"] for f in code}),
+                     "entry_module": {"path": "src/run.py", "sha256": sha256_file(root / "src" / "run.py")}},
+            "zone_profile": zone_meta,
+            "data": {"identity": data_identity, "digest": digest_obj(data_identity)},
+            "seed": cfg.seed,
+            "fingerprint": fp,
+            "git": git_state(root),
+            "environment": environment(),
+            "guard": {"purge": purge, "hardlock": hardlock},
+        }
+        write_text_atomic(paths.resolved_config, yaml.safe_dump(redact(resolved), sort_keys=False))
+        write_json_atomic(paths.runtime_meta, meta)
+        t_record = time.perf_counter() - t1
+        log.info("run_start run_id=%s stage=%s fingerprint=%s", paths.run_id, paths.stage_id, fp)
+
+        t2 = time.perf_counter()
+        trades = JsonlAppender(paths.trades)
+        try:
+            params = EngineParams(applied, cfg.costs.usdt_venue.taker_fee_bps, cfg.costs.krw_venue.taker_fee_bps,
+                                  cfg.costs.floor_multiplier, cfg.risk)
+            res = run_session(market, params, trades.append, should_stop=stop)
+        finally:
+            trades.close()
+        t_engine = time.perf_counter() - t2
+
+        kpis = kpi_mod.summarize(res, applied, zone_kpi, cfg.stage.duration_s, cfg.stage.tick_s)
+        write_json_atomic(paths.kpi_summary, kpis)
+        final_lock = guard.check_imports(root)
+        metrics = gates.build_metrics(kpis, paths.rel(paths.kpi_summary), zone_kpi, final_lock["violations"])
+        acceptance = gates.evaluate(loaded.resolved["stage"]["acceptance"], metrics)
+        status = "interrupted" if res.interrupted else "completed"
+        meta.update(status=status, ended_at=utc_now(), kpis=kpis, acceptance=acceptance,
+                    interrupted_by=stop.signal)
+        meta["guard"]["hardlock_final"] = final_lock
+        meta["timings"] = {
+            "purge_s": round(t_purge, 6), "hardlock_s": round(t_hardlock, 6), "record_s": round(t_record, 6),
+            "engine_s": round(t_engine, 6), "total_s": round(time.perf_counter() - t_start, 6),
+            "simulated_s_per_wall_s": round(res.ticks * cfg.stage.tick_s / t_engine, 1) if t_engine > 0 else None,
+        }
+        write_json_atomic(paths.runtime_meta, meta)
+        log.info("run_end status=%s round_trips=%d pnl_krw=%s", status, kpis["round_trips"], kpis["total_pnl_krw"])
+    except KeyboardInterrupt:
+        _fail(paths, meta, "interrupted", "interrupted by a second signal before the record was complete")
+        print(f"interrupted: {paths.rel(paths.run_dir)} (status interrupted)", file=sys.stderr)
+        return Outcome(EXIT_INTERRUPTED, "interrupted", paths)
+    except Exception as exc:  # a crash: keep what was recorded, say where the traceback is
+        log.error("run_failed %s", traceback.format_exc())
+        _fail(paths, meta, "failed", f"{type(exc).__name__}: {exc}")
+        print(f"error: run failed: {type(exc).__name__}: {exc} (traceback in {paths.rel(paths.run_log)})",
+              file=sys.stderr)
+        return Outcome(EXIT_CRASH, "failed", paths)
+    finally:
+        stop.restore()
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+
+    out(f"run: {paths.rel(paths.run_dir)}")
+    out(f"status: {status}  fingerprint: {fp}")
+    out(f"round_trips: {kpis['round_trips']}  total_pnl_krw: {kpis['total_pnl_krw']}  "
+        f"total_pnl_usd: {kpis['total_pnl_usd']}  fx_rate: {kpis['fx_rate']}")
+    out(gates.table(acceptance))
+    code_ = EXIT_INTERRUPTED if status == "interrupted" else (EXIT_OK if acceptance["passed"] else EXIT_GATE)
+    return Outcome(code_, status, paths, fp, kpis, acceptance)
+
+
+def _fail(paths: RunPaths, meta: dict[str, Any], status: str, error: str) -> None:
+    """Record a failed or interrupted run; never let this hide the original error."""
+    try:
+        meta = dict(meta or {"schema_version": SCHEMA_VERSION, "run_id": paths.run_id, "stage_id": paths.stage_id})
+        meta.update(status=status, ended_at=utc_now(), error=error)
+        write_json_atomic(paths.runtime_meta, meta)
+    except Exception:  # pragma: no cover - disk full or similar; the original error matters more
+        log.exception("could not record status=%s", status)

@@ -1,0 +1,92 @@
+"""The one resolver of every path a run writes: a function of (stage_id, run_id)."""
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+LOGS_DIRNAME = "logs"
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class RepoRootError(ValueError):
+    """No conf/config.yaml at or above the working folder."""
+
+
+def find_repo_root(start: Path | None = None) -> Path:
+    """The nearest folder at or above `start` (default: cwd) holding conf/config.yaml."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "conf" / "config.yaml").is_file():
+            return folder
+    raise RepoRootError(
+        f"no conf/config.yaml in {here} or any folder above it: "
+        "run from the repository root (the folder with conf/ and src/)"
+    )
+
+
+class RunPathError(ValueError):
+    """A stage or run id that is malformed or would leave logs/."""
+
+
+def check_id(kind: str, value: str) -> str:
+    """Return `value` if it is a safe single path component, else raise RunPathError."""
+    if not isinstance(value, str) or not _ID_RE.match(value) or ".." in value:
+        raise RunPathError(
+            f"{kind}={value!r} is not allowed: use 1-128 characters of letters, digits, "
+            "'.', '_' or '-', starting with a letter or digit, without '..' or '/'"
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Every file of one run, all inside `run_dir = <root>/logs/<stage_id>/<run_id>`."""
+
+    root: Path
+    stage_id: str
+    run_id: str
+    run_dir: Path
+    kpi_summary: Path
+    runtime_meta: Path
+    trades: Path
+    resolved_config: Path
+    run_log: Path
+    plots_dir: Path
+
+    def rel(self, path: Path) -> str:
+        """Path relative to the repo root, with forward slashes (stable across OSes)."""
+        return path.relative_to(self.root).as_posix()
+
+
+def resolve_run_paths(root: Path, stage_id: str, run_id: str) -> RunPaths:
+    """Resolve the run folder and its files; refuse ids that would escape logs/."""
+    check_id("stage.id", stage_id)
+    check_id("run.id", run_id)
+    root = Path(root).resolve()
+    logs = root / LOGS_DIRNAME
+    run_dir = logs / stage_id / run_id
+    # Belt and braces: the id check already forbids separators, this catches a stage
+    # folder that is a symlink pointing out of logs/.
+    if (logs / stage_id).is_symlink() or run_dir.is_symlink():
+        raise RunPathError(f"{run_dir} is a symlink: run folders must be real folders under {logs}")
+    return RunPaths(
+        root=root,
+        stage_id=stage_id,
+        run_id=run_id,
+        run_dir=run_dir,
+        kpi_summary=run_dir / "kpi_summary.json",
+        runtime_meta=run_dir / "runtime_meta.json",
+        trades=run_dir / "trades.jsonl",
+        resolved_config=run_dir / "config.yaml",
+        run_log=run_dir / "run.log",
+        plots_dir=run_dir / "plots",
+    )
+
+
+def new_run_id(stage_id: str, universe: str, now: datetime | None = None) -> str:
+    """Ad-hoc id `{stage}-{universe}-{UTC time}-{6 hex}`; the suffix keeps parallel runs apart."""
+    now = now or datetime.now(timezone.utc)
+    return f"{stage_id}-{universe}-{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"
