@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
@@ -89,6 +90,8 @@ def compose_config(root: Path, overrides: Sequence[str]) -> tuple[DictConfig, di
     try:
         with initialize_config_dir(config_dir=str(root / "conf"), version_base="1.3"):
             cfg = compose(config_name=CONFIG_NAME, overrides=list(overrides), return_hydra_config=True)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"malformed YAML: {one_line(exc)}") from exc
     except (HydraException, OmegaConfBaseException, ValueError, TypeError) as exc:
         raise ConfigError(one_line(exc)) from exc
     finally:
