@@ -60,4 +60,7 @@ def _usage_error(msg: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BrokenPipeError:  # output piped into `head`: the run itself is recorded already
+        sys.exit(EXIT_OK)

@@ -159,6 +159,11 @@ class RiskConfig:
 
 
 @dataclass
+class PlotsConfig:
+    symbol: Optional[str] = None  # symbol of the spread plot; None: the universe's first
+
+
+@dataclass
 class RootConfig:
     seed: int = MISSING
     run: RunSection = field(default_factory=RunSection)
@@ -169,3 +174,4 @@ class RootConfig:
     market: Any = MISSING  # schema chosen by the market option (market/*_schema)
     costs: CostsConfig = MISSING
     risk: RiskConfig = MISSING
+    plots: PlotsConfig = field(default_factory=PlotsConfig)

@@ -26,6 +26,7 @@ from src.provenance.gitinfo import git_state
 from src.provenance.record import SCHEMA_VERSION, environment, redact, utc_now
 from src.runs.atomic import JsonlAppender, write_json_atomic, write_text_atomic
 from src.runs.paths import RunPathError, RunPaths, new_run_id, resolve_run_paths
+from src.runs.plotdata import SpreadTap, write_plot_data
 
 log = logging.getLogger(__name__)
 EXIT_OK, EXIT_GATE, EXIT_USAGE, EXIT_PROVENANCE, EXIT_CRASH, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
@@ -104,6 +105,9 @@ def execute(loaded: LoadedConfig, argv: list[str], purge: dict, t_start: float, 
     n_ticks = int(cfg.stage.duration_s / cfg.stage.tick_s + 1e-9)
     try:
         market = build_market(cfg.market, universe, cfg.seed, n_ticks, cfg.stage.tick_s, root)
+        plot_symbol = cfg.plots.symbol or symbols[0]
+        if plot_symbol not in symbols:
+            raise ValueError(f"plots.symbol={plot_symbol!r}: not in the universe ({', '.join(symbols)})")
         paths = claim_run_dir(root, cfg.stage.id, cfg.run.id, cfg.universe.name, cfg.run.overwrite)
     except (RunPathError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -151,6 +155,7 @@ def execute(loaded: LoadedConfig, argv: list[str], purge: dict, t_start: float, 
         }
         write_text_atomic(paths.resolved_config, yaml.safe_dump(redact(resolved), sort_keys=False))
         write_json_atomic(paths.runtime_meta, meta)
+        write_json_atomic(paths.provenance, deterministic_provenance(meta))
         t_record = time.perf_counter() - t1
         log.info("run_start run_id=%s stage=%s fingerprint=%s", paths.run_id, paths.stage_id, fp)
 
@@ -159,13 +164,15 @@ def execute(loaded: LoadedConfig, argv: list[str], purge: dict, t_start: float, 
         try:
             params = EngineParams(applied, cfg.costs.usdt_venue.taker_fee_bps, cfg.costs.krw_venue.taker_fee_bps,
                                   cfg.costs.floor_multiplier, cfg.risk)
-            res = run_session(market, params, trades.append, should_stop=stop)
+            tap = SpreadTap(market, plot_symbol)
+            res = run_session(tap, params, trades.append, should_stop=stop)
         finally:
             trades.close()
         t_engine = time.perf_counter() - t2
 
         kpis = kpi_mod.summarize(res, applied, zone_kpi, cfg.stage.duration_s, cfg.stage.tick_s)
         write_json_atomic(paths.kpi_summary, kpis)
+        write_plot_data(paths.plots_dir, res.trades, tap)
         final_lock = guard.check_imports(root)
         metrics = gates.build_metrics(kpis, paths.rel(paths.kpi_summary), zone_kpi, final_lock["violations"])
         acceptance = gates.evaluate(loaded.resolved["stage"]["acceptance"], metrics)
@@ -202,6 +209,27 @@ def execute(loaded: LoadedConfig, argv: list[str], purge: dict, t_start: float, 
     out(gates.table(acceptance))
     code_ = EXIT_INTERRUPTED if status == "interrupted" else (EXIT_OK if acceptance["passed"] else EXIT_GATE)
     return Outcome(code_, status, paths, fp, kpis, acceptance)
+
+
+def deterministic_provenance(meta: dict[str, Any]) -> dict[str, Any]:
+    """The part of the record that is a function of the inputs alone: provenance.json.
+
+    No times, host, run id or mtimes, so DVC can track it in git beside the KPIs and the
+    compare command can read what went into a run at any git revision or experiment.
+    """
+    resolved = {k: v for k, v in meta["config"]["resolved"].items() if k != "run"}
+    zp = meta["zone_profile"]
+    return {
+        "schema_version": meta["schema_version"],
+        "stage_id": meta["stage_id"],
+        "fingerprint": meta["fingerprint"],
+        "seed": meta["seed"],
+        "config": {"digest": meta["config"]["digest"], "choices": meta["config"]["choices"], "resolved": resolved,
+                   "files": {f["path"]: f["xxh3_128"] for f in meta["config"]["files"]}},
+        "code": {"digest": meta["code"]["digest"], "files": {f["path"]: f["xxh3_128"] for f in meta["code"]["files"]}},
+        "zone_profile": {k: zp[k] for k in ("path", "name", "sha256", "mode", "profiles_applied")},
+        "data": meta["data"],
+    }
 
 
 def _fail(paths: RunPaths, meta: dict[str, Any], status: str, error: str) -> None:

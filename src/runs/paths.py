@@ -55,6 +55,7 @@ class RunPaths:
     resolved_config: Path
     run_log: Path
     plots_dir: Path
+    provenance: Path
 
     def rel(self, path: Path) -> str:
         """Path relative to the repo root, with forward slashes (stable across OSes)."""
@@ -83,6 +84,7 @@ def resolve_run_paths(root: Path, stage_id: str, run_id: str) -> RunPaths:
         resolved_config=run_dir / "config.yaml",
         run_log=run_dir / "run.log",
         plots_dir=run_dir / "plots",
+        provenance=run_dir / "provenance.json",
     )
 
 
