@@ -9,6 +9,8 @@ from datetime import datetime, timezone
 from importlib import metadata
 from typing import Any
 
+from src.provenance.fingerprint import VOLATILE_CONFIG_KEYS
+
 SCHEMA_VERSION = 1
 KEY_PACKAGES = ("numpy", "hydra-core", "omegaconf", "xxhash", "dvc", "PyYAML")
 _SECRET_KEY = re.compile(r"(secret|token|passw|api[_-]?key|private[_-]?key|credential|auth)", re.I)
@@ -57,3 +59,24 @@ def redact(obj: Any, key: str = "") -> Any:
     elif key and _SECRET_KEY.search(key) and obj is not None:
         return REDACTED
     return obj
+
+
+def deterministic_provenance(meta: dict[str, Any]) -> dict[str, Any]:
+    """The part of the record that is a function of the inputs alone: provenance.json.
+
+    No times, host, run id or mtimes, so DVC can track it in git beside the KPIs and the
+    compare command can read what went into a run at any git revision or experiment.
+    """
+    resolved = {k: v for k, v in meta["config"]["resolved"].items() if k not in VOLATILE_CONFIG_KEYS}
+    zp = meta["zone_profile"]
+    return {
+        "schema_version": meta["schema_version"],
+        "stage_id": meta["stage_id"],
+        "fingerprint": meta["fingerprint"],
+        "seed": meta["seed"],
+        "config": {"digest": meta["config"]["digest"], "choices": meta["config"]["choices"], "resolved": resolved,
+                   "files": {f["path"]: f["xxh3_128"] for f in meta["config"]["files"]}},
+        "code": {"digest": meta["code"]["digest"], "files": {f["path"]: f["xxh3_128"] for f in meta["code"]["files"]}},
+        "zone_profile": {k: zp[k] for k in ("path", "name", "sha256", "mode", "profiles_applied")},
+        "data": meta["data"],
+    }

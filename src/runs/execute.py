@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import signal
 import sys
@@ -23,7 +24,7 @@ from src.provenance import guard, inventory
 from src.provenance.digests import digest_obj, sha256_file
 from src.provenance.fingerprint import config_digest, fingerprint
 from src.provenance.gitinfo import git_state
-from src.provenance.record import SCHEMA_VERSION, environment, redact, utc_now
+from src.provenance.record import SCHEMA_VERSION, deterministic_provenance, environment, redact, utc_now
 from src.runs.atomic import JsonlAppender, write_json_atomic, write_text_atomic
 from src.runs.paths import RunPathError, RunPaths, new_run_id, resolve_run_paths
 from src.runs.plotdata import SpreadTap, write_plot_data
@@ -135,6 +136,7 @@ def execute(loaded: LoadedConfig, argv: list[str], purge: dict, t_start: float, 
             "run_id": paths.run_id,
             "stage_id": paths.stage_id,
             "status": "running",
+            "pid": os.getpid(),  # with environment.host, tells a live run from an abandoned one
             "started_at": utc_now(),
             "ended_at": None,
             "error": None,
@@ -209,27 +211,6 @@ def execute(loaded: LoadedConfig, argv: list[str], purge: dict, t_start: float, 
     out(gates.table(acceptance))
     code_ = EXIT_INTERRUPTED if status == "interrupted" else (EXIT_OK if acceptance["passed"] else EXIT_GATE)
     return Outcome(code_, status, paths, fp, kpis, acceptance)
-
-
-def deterministic_provenance(meta: dict[str, Any]) -> dict[str, Any]:
-    """The part of the record that is a function of the inputs alone: provenance.json.
-
-    No times, host, run id or mtimes, so DVC can track it in git beside the KPIs and the
-    compare command can read what went into a run at any git revision or experiment.
-    """
-    resolved = {k: v for k, v in meta["config"]["resolved"].items() if k != "run"}
-    zp = meta["zone_profile"]
-    return {
-        "schema_version": meta["schema_version"],
-        "stage_id": meta["stage_id"],
-        "fingerprint": meta["fingerprint"],
-        "seed": meta["seed"],
-        "config": {"digest": meta["config"]["digest"], "choices": meta["config"]["choices"], "resolved": resolved,
-                   "files": {f["path"]: f["xxh3_128"] for f in meta["config"]["files"]}},
-        "code": {"digest": meta["code"]["digest"], "files": {f["path"]: f["xxh3_128"] for f in meta["code"]["files"]}},
-        "zone_profile": {k: zp[k] for k in ("path", "name", "sha256", "mode", "profiles_applied")},
-        "data": meta["data"],
-    }
 
 
 def _fail(paths: RunPaths, meta: dict[str, Any], status: str, error: str) -> None:

@@ -1,0 +1,1 @@
+"""Compare runs: what changed between them, and why the KPIs moved."""

@@ -1,0 +1,122 @@
+"""What differs between two runs, and a one-row summary of many."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from src.acceptance import gates
+from src.compare.load import RunRecord
+
+KPI_FIELDS = ("round_trips", "wins", "losses", "win_rate", "total_pnl_krw", "total_pnl_usd", "fx_rate",
+              "fees_krw", "slippage_krw", "max_drawdown_krw", "avg_hold_s", "entry_signals", "entries",
+              "market_data_updates", "open_positions_at_end", "unrealized_pnl_krw")
+
+
+def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:
+    """{'a': {'b': 1}, 'l': [x]} -> {'a.b': 1, 'l.0': x}; leaves stay as they are."""
+    out: dict[str, Any] = {}
+    if isinstance(obj, dict) and obj:
+        for k in obj:
+            out.update(flatten(obj[k], f"{prefix}{k}."))
+    elif isinstance(obj, list) and obj:
+        for i, v in enumerate(obj):
+            out.update(flatten(v, f"{prefix}{i}."))
+    else:
+        out[prefix[:-1]] = obj
+    return out
+
+
+def _changed(a: dict[str, Any], b: dict[str, Any]) -> list[dict[str, Any]]:
+    keys = sorted(set(a) | set(b))
+    return [{"key": k, "a": a.get(k), "b": b.get(k)} for k in keys if a.get(k) != b.get(k)]
+
+
+def _files(a: dict[str, str], b: dict[str, str]) -> list[dict[str, Any]]:
+    out = []
+    for path in sorted(set(a) | set(b)):
+        if a.get(path) != b.get(path):
+            change = "added" if path not in a else "removed" if path not in b else "modified"
+            out.append({"path": path, "change": change, "a": a.get(path), "b": b.get(path)})
+    return out
+
+
+def acceptance_of(run: RunRecord) -> dict[str, bool] | None:
+    """Gate results: as recorded, or re-evaluated from the recorded rules and KPIs."""
+    if run.meta.get("acceptance"):
+        return {r["id"]: r["passed"] for r in run.meta["acceptance"]["results"]}
+    if run.kpis is None or run.provenance is None:
+        return None
+    rules = run.provenance["config"]["resolved"]["stage"]["acceptance"]
+    metrics = gates.build_metrics(run.kpis, run.kpi_path or "", run.kpis.get("zone_profiles_loaded"), [])
+    return {r["id"]: r["passed"] for r in gates.evaluate(rules, metrics)["results"]}
+
+
+def kpi_canonical(kpis: dict[str, Any] | None) -> str:
+    return json.dumps(kpis, sort_keys=True, separators=(",", ":"))
+
+
+def compare_two(a: RunRecord, b: RunRecord) -> dict[str, Any]:
+    pa, pb = a.provenance or {}, b.provenance or {}
+    ka, kb = a.kpis or {}, b.kpis or {}
+    same_fp = a.fingerprint is not None and a.fingerprint == b.fingerprint
+    kpis_equal = kpi_canonical(a.kpis) == kpi_canonical(b.kpis)
+    deltas = []
+    for f in KPI_FIELDS + tuple(f"exit_reasons.{k}" for k in ("take_profit", "stop_loss", "time_limit", "spread_reversal")):
+        va, vb = flatten(ka).get(f), flatten(kb).get(f)
+        if va != vb:
+            d = vb - va if isinstance(va, (int, float)) and isinstance(vb, (int, float)) else None
+            deltas.append({"kpi": f, "a": va, "b": vb, "delta": round(d, 6) if isinstance(d, float) else d})
+    acc_a, acc_b = acceptance_of(a) or {}, acceptance_of(b) or {}
+    za, zb = pa.get("zone_profile") or {}, pb.get("zone_profile") or {}
+    da, db = (pa.get("data") or {}), (pb.get("data") or {})
+    return {
+        "a": {"label": a.label, "source": a.source, "status": a.status, "fingerprint": a.fingerprint},
+        "b": {"label": b.label, "source": b.source, "status": b.status, "fingerprint": b.fingerprint},
+        "same_fingerprint": same_fp,
+        "kpis_equal": kpis_equal,
+        "nondeterminism": same_fp and not kpis_equal,
+        "not_results": [r.label for r in (a, b) if r.status != "completed"],
+        "config_choices": _changed((pa.get("config") or {}).get("choices") or {}, (pb.get("config") or {}).get("choices") or {}),
+        "config_values": _changed(flatten((pa.get("config") or {}).get("resolved") or {}),
+                                  flatten((pb.get("config") or {}).get("resolved") or {})),
+        "code_files": _files((pa.get("code") or {}).get("files") or {}, (pb.get("code") or {}).get("files") or {}),
+        "config_files": _files((pa.get("config") or {}).get("files") or {}, (pb.get("config") or {}).get("files") or {}),
+        "zone_profile": None if (za.get("path"), za.get("sha256")) == (zb.get("path"), zb.get("sha256")) else
+        {"a": {"path": za.get("path"), "sha256": za.get("sha256")}, "b": {"path": zb.get("path"), "sha256": zb.get("sha256")}},
+        "data": None if da.get("digest") == db.get("digest") else
+        {"a": da.get("digest"), "b": db.get("digest"),
+         "changed": _changed(flatten(da.get("identity") or {}), flatten(db.get("identity") or {}))},
+        "kpi_deltas": deltas,
+        "acceptance": [{"gate": g, "a": acc_a.get(g), "b": acc_b.get(g)} for g in sorted(set(acc_a) | set(acc_b))
+                       if acc_a.get(g) != acc_b.get(g)],
+    }
+
+
+def summary_row(run: RunRecord) -> dict[str, Any]:
+    k = run.kpis or {}
+    ex = k.get("exit_reasons") or {}
+    choices = ((run.provenance or {}).get("config") or {}).get("choices") or {}
+    acc = acceptance_of(run)
+    return {
+        "run": run.label,
+        "status": run.status,
+        "started_at": run.meta.get("started_at"),
+        "fingerprint": run.fingerprint,
+        "zone_profile": choices.get("zone_profile"),
+        "universe": choices.get("universe"),
+        "seed": (run.provenance or {}).get("seed"),
+        "round_trips": k.get("round_trips"),
+        "win_rate": k.get("win_rate"),
+        "total_pnl_krw": k.get("total_pnl_krw"),
+        "tp/sl/tl/sr": "/".join(str(ex.get(x, "-")) for x in ("take_profit", "stop_loss", "time_limit", "spread_reversal")) if ex else None,
+        "gates": None if acc is None else ("PASS" if all(acc.values()) else "FAIL"),
+    }
+
+
+def nondeterministic_groups(runs: list[RunRecord]) -> list[dict[str, Any]]:
+    """Completed runs that share a fingerprint but not their KPIs."""
+    by_fp: dict[str, dict[str, list[str]]] = {}
+    for r in runs:
+        if r.fingerprint and r.kpis is not None and r.status == "completed":
+            by_fp.setdefault(r.fingerprint, {}).setdefault(kpi_canonical(r.kpis), []).append(r.label)
+    return [{"fingerprint": fp, "variants": sorted(v.values())} for fp, v in sorted(by_fp.items()) if len(v) > 1]

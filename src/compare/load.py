@@ -1,0 +1,144 @@
+"""Find and read runs: a run folder, a run id under logs/, or a git revision / DVC experiment."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from src.provenance.record import deterministic_provenance
+from src.runs.paths import LOGS_DIRNAME
+
+
+class RunNotFound(ValueError):
+    """A reference that names no readable run."""
+
+
+@dataclass
+class RunRecord:
+    label: str  # what the user typed, or the run id
+    source: str  # "folder" or "git:<commit>"
+    status: str  # completed / failed / interrupted / running / abandoned
+    kpis: dict[str, Any] | None
+    provenance: dict[str, Any] | None
+    meta: dict[str, Any] = field(default_factory=dict)  # runtime_meta (folders only)
+    kpi_path: str | None = None
+
+    @property
+    def fingerprint(self) -> str | None:
+        return (self.provenance or {}).get("fingerprint")
+
+
+def _json(text: str, where: str) -> dict[str, Any]:
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RunNotFound(f"{where}: not valid JSON ({exc})") from None
+    if not isinstance(obj, dict):
+        raise RunNotFound(f"{where}: expected a JSON object")
+    return obj
+
+
+def _status(meta: dict[str, Any]) -> str:
+    """A run recorded as running whose process is gone (on this host) was abandoned."""
+    status = meta.get("status") or "unknown"
+    if status != "running":
+        return status
+    host = (meta.get("environment") or {}).get("host")
+    pid = meta.get("pid")
+    if host == socket.gethostname() and isinstance(pid, int):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return "abandoned"
+        except PermissionError:
+            return "running"
+        return "running"
+    return "running"
+
+
+def read_folder(run_dir: Path, root: Path, label: str | None = None) -> RunRecord:
+    """Read a run folder; whatever is missing is None, never a crash."""
+    meta_p, kpi_p, prov_p = run_dir / "runtime_meta.json", run_dir / "kpi_summary.json", run_dir / "provenance.json"
+    if not meta_p.exists() and not kpi_p.exists():
+        raise RunNotFound(f"{run_dir}: no runtime_meta.json or kpi_summary.json: not a run folder")
+    meta = _json(meta_p.read_text(encoding="utf-8"), str(meta_p)) if meta_p.exists() else {}
+    kpis = _json(kpi_p.read_text(encoding="utf-8"), str(kpi_p)) if kpi_p.exists() else None
+    if prov_p.exists():
+        prov = _json(prov_p.read_text(encoding="utf-8"), str(prov_p))
+    elif meta.get("fingerprint") and meta.get("config", {}).get("files") is not None:
+        prov = deterministic_provenance(meta)
+    else:
+        prov = None
+    status = _status(meta) if meta else ("completed" if kpis else "unknown")
+    try:
+        kpi_rel = kpi_p.resolve().relative_to(root).as_posix()
+    except ValueError:
+        kpi_rel = kpi_p.as_posix()
+    return RunRecord(label or run_dir.name, "folder", status, kpis, prov, meta, kpi_rel)
+
+
+def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=False)
+
+
+def _resolve_rev(root: Path, ref: str) -> str | None:
+    proc = _git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+    if proc.returncode == 0:
+        return proc.stdout.strip()
+    refs = _git(root, "for-each-ref", "--format=%(refname) %(objectname)", "refs/exps")
+    for line in refs.stdout.splitlines():
+        name, _, sha = line.partition(" ")
+        if name.rsplit("/", 1)[-1] == ref:
+            return sha
+    return None
+
+
+def read_revision(root: Path, ref: str, dvc_stage: str) -> RunRecord:
+    """The DVC stage's run folder as committed at a git revision or DVC experiment."""
+    sha = _resolve_rev(root, ref)
+    if sha is None:
+        raise RunNotFound(f"{ref!r}: not a run folder, a run id under {LOGS_DIRNAME}/, a git revision "
+                          "or a DVC experiment name")
+    params = _git(root, "show", f"{sha}:params.yaml")
+    try:
+        stage = (yaml.safe_load(params.stdout) or {})[dvc_stage]["stage"]
+    except (yaml.YAMLError, KeyError, TypeError):
+        raise RunNotFound(f"{ref!r} ({sha[:10]}): params.yaml has no {dvc_stage}.stage") from None
+    folder = f"{LOGS_DIRNAME}/{stage}/{dvc_stage}"
+    files = {}
+    for name in ("kpi_summary.json", "provenance.json"):
+        shown = _git(root, "show", f"{sha}:{folder}/{name}")
+        files[name] = _json(shown.stdout, f"{ref}:{folder}/{name}") if shown.returncode == 0 else None
+    if files["kpi_summary.json"] is None:
+        raise RunNotFound(f"{ref!r} ({sha[:10]}): no {folder}/kpi_summary.json committed there")
+    return RunRecord(ref, f"git:{sha}", "completed", files["kpi_summary.json"], files["provenance.json"],
+                     {}, f"{folder}/kpi_summary.json")
+
+
+def resolve(root: Path, ref: str, dvc_stage: str = "smoke") -> RunRecord:
+    """A run by folder path, by run id (searched under logs/*/), or by git revision / experiment."""
+    path = Path(ref)
+    if path.is_dir():
+        return read_folder(path.resolve(), root, ref)
+    logs = root / LOGS_DIRNAME
+    if "/" not in ref and ref not in (".", ".."):
+        hits = sorted(p for p in logs.glob(f"*/{ref}") if p.is_dir()) if logs.is_dir() else []
+        if len(hits) > 1:
+            raise RunNotFound(f"run id {ref!r} is ambiguous: {', '.join(h.relative_to(root).as_posix() for h in hits)}")
+        if hits:
+            return read_folder(hits[0], root, ref)
+    return read_revision(root, ref, dvc_stage)
+
+
+def list_stage(root: Path, stage: str) -> list[Path]:
+    """Run folders of a stage (not DVC's pinned ones excluded: they are runs too)."""
+    base = root / LOGS_DIRNAME / stage
+    if not base.is_dir():
+        raise RunNotFound(f"no runs under {base.relative_to(root).as_posix()}/")
+    return [p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")]
