@@ -25,6 +25,11 @@ class FxKind(str, Enum):
     walk = "walk"
 
 
+class Engine(str, Enum):
+    fast = "fast"  # src/engine/fast.py: vectorised, proven equal to the reference
+    reference = "reference"  # src/engine/loop.py: the plain per-tick, per-symbol loop
+
+
 class Op(str, Enum):
     ge = "ge"
     gt = "gt"
@@ -174,4 +179,5 @@ class RootConfig:
     market: Any = MISSING  # schema chosen by the market option (market/*_schema)
     costs: CostsConfig = MISSING
     risk: RiskConfig = MISSING
+    engine: Engine = Engine.fast  # how to compute, not what: excluded from the fingerprint
     plots: PlotsConfig = field(default_factory=PlotsConfig)

@@ -6,7 +6,11 @@ from typing import Any
 from src.provenance.digests import digest_obj
 
 FINGERPRINT_VERSION = 1
-VOLATILE_CONFIG_KEYS = ("run",)  # run id and overwrite flag name a folder, not a result
+# Keys that do not decide a run's result: run id and overwrite flag name a folder; the
+# engine choice only decides how fast it is computed (fast and reference engines give
+# byte-identical trades and KPIs, tests/test_engine_equivalence.py), so switching
+# engines keeps the fingerprint.
+VOLATILE_CONFIG_KEYS = ("run", "engine")
 
 
 def config_digest(resolved: dict[str, Any]) -> str:

@@ -16,7 +16,9 @@ import yaml
 
 from src.acceptance import gates
 from src.config.loader import LoadedConfig
+from src.config.schema import Engine
 from src.engine import kpi as kpi_mod
+from src.engine.fast import run_session_fast
 from src.engine.loop import EngineParams, run_session
 from src.engine.zones import apply_profiles
 from src.market.registry import build_market
@@ -167,7 +169,8 @@ def execute(loaded: LoadedConfig, argv: list[str], purge: dict, t_start: float, 
             params = EngineParams(applied, cfg.costs.usdt_venue.taker_fee_bps, cfg.costs.krw_venue.taker_fee_bps,
                                   cfg.costs.floor_multiplier, cfg.risk)
             tap = SpreadTap(market, plot_symbol)
-            res = run_session(tap, params, trades.append, should_stop=stop)
+            engine = run_session_fast if cfg.engine is Engine.fast else run_session
+            res = engine(tap, params, trades.append, should_stop=stop)
         finally:
             trades.close()
         t_engine = time.perf_counter() - t2
