@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-COPY_ITEMS = ("src", "conf", "pyproject.toml", "params.yaml", "dvc.yaml", "README.md", "benchmarks")
+COPY_ITEMS = ("src", "conf", "pyproject.toml", "params.yaml", "dvc.yaml", "README.md", "benchmarks",
+              ".dvc/config", ".dvc/plots", ".dvcignore", ".gitignore")
 
 
 def copy_repo(dest: Path) -> Path:
@@ -22,6 +23,7 @@ def copy_repo(dest: Path) -> Path:
         if src.is_dir():
             shutil.copytree(src, dest / item, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         elif src.exists():
+            (dest / item).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / item)
     (dest / "logs").mkdir(exist_ok=True)
     return dest
@@ -57,3 +59,36 @@ def run_dir_of(proc: subprocess.CompletedProcess[str], repo: Path) -> Path:
 
 def load_json(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+GIT = ["git", "-c", "user.name=test", "-c", "user.email=test@localhost", "-c", "commit.gpgsign=false"]
+
+
+def git_commit(repo: Path, message: str) -> None:
+    subprocess.run([*GIT, "add", "-A"], cwd=repo, check=True, capture_output=True)
+    subprocess.run([*GIT, "commit", "-qm", message], cwd=repo, check=True, capture_output=True)
+
+
+def dvc_env(tmp: Path) -> dict[str, str]:
+    """DVC as a user runs it: the venv's python first on PATH, no analytics, caches in tmp."""
+    bindir = str(Path(sys.executable).parent)
+    return clean_env(PATH=bindir + os.pathsep + os.environ.get("PATH", ""), DVC_NO_ANALYTICS="1",
+                     DVC_SITE_CACHE_DIR=str(tmp / "dvc-site-cache"), GIT_AUTHOR_NAME="test",
+                     GIT_AUTHOR_EMAIL="test@localhost", GIT_COMMITTER_NAME="test",
+                     GIT_COMMITTER_EMAIL="test@localhost")
+
+
+@pytest.fixture
+def dvc_repo(tmp_path: Path) -> Path:
+    """A temp git repo holding a copy of the project with its DVC setup, committed."""
+    repo = copy_repo(tmp_path / "repo")
+    (repo / "logs" / ".gitkeep").touch()
+    subprocess.run(["git", "init", "-q", "-b", "main"], cwd=repo, check=True)
+    git_commit(repo, "project")
+    return repo
+
+
+def dvc(repo: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    exe = Path(sys.executable).parent / "dvc"
+    return subprocess.run([str(exe), *args], cwd=repo, capture_output=True, text=True, timeout=timeout,
+                          env=dvc_env(repo.parent))
