@@ -60,3 +60,34 @@ def test_first_command_in_a_fresh_clone_and_venv(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "acceptance: PASS" in proc.stdout
     assert list((clone / "logs/d92-5").glob("*/kpi_summary.json"))
+
+
+@pytest.mark.slow
+def test_dvc_walkthrough_and_compare_commands_as_documented(dvc_repo: Path) -> None:
+    """Every command of the README's DVC block, then every compare command, in a temp git repo."""
+    from conftest import dvc_env
+    env = dvc_env(dvc_repo.parent)
+    block = next(b for b in bash_blocks() if "dvc repro smoke" in b)
+    for line in block.splitlines():
+        cmd = line.split("  #")[0].strip()
+        if not cmd or cmd.startswith(". "):
+            continue  # activating the venv: the test's PATH already has it first
+        proc = subprocess.run(["bash", "-c", cmd], cwd=dvc_repo, capture_output=True, text=True, env=env,
+                              timeout=600)
+        assert proc.returncode == 0, f"{cmd}\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+        if cmd.startswith("python -m src.compare"):
+            assert "Verdict" in proc.stdout
+    assert (dvc_repo / "dvc_plots/index.html").is_file()
+    subprocess.run(["git", "add", "-A"], cwd=dvc_repo, env=env, check=True)
+    subprocess.run(["git", "commit", "-qm", "second"], cwd=dvc_repo, env=env, check=True)
+    runs = []
+    for seed in (1, 2):
+        proc = run_cli(dvc_repo, "stage=d92-5", f"seed={seed}")
+        runs.append(next(ln.split(" ", 1)[1] for ln in proc.stdout.splitlines() if ln.startswith("run: ")))
+    subs = {"<run_a>": runs[0].rsplit("/", 1)[1], "<run_b>": runs[1].rsplit("/", 1)[1]}
+    subs.update({"<run_id_a>": subs["<run_a>"], "<run_id_b>": subs["<run_b>"]})
+    for cmd in documented_commands("python -m src.compare"):
+        for k, v in subs.items():
+            cmd = cmd.replace(k, v)
+        proc = subprocess.run(["bash", "-c", cmd], cwd=dvc_repo, capture_output=True, text=True, env=env)
+        assert proc.returncode == 0, f"{cmd}\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
