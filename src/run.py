@@ -64,3 +64,6 @@ if __name__ == "__main__":
         sys.exit(main())
     except BrokenPipeError:  # output piped into `head`: the run itself is recorded already
         sys.exit(EXIT_OK)
+    except KeyboardInterrupt:  # before the run folder existed (after it, execute records it)
+        print("interrupted before the run started: nothing was run", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
