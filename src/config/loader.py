@@ -18,7 +18,7 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from src.config.schema import RootConfig, SyntheticMarketConfig
+from src.config.schema import LiveMarketConfig, ReplayMarketConfig, RootConfig, SyntheticMarketConfig
 from src.config.validate import validate
 from src.runs import paths
 
@@ -61,6 +61,8 @@ def register_schemas() -> None:
     cs = ConfigStore.instance()
     cs.store(name="root_schema", node=RootConfig)
     cs.store(group="market", name="synthetic_schema", node=SyntheticMarketConfig)
+    cs.store(group="market", name="replay_schema", node=ReplayMarketConfig)
+    cs.store(group="market", name="live_schema", node=LiveMarketConfig)
     _registered = True
 
 

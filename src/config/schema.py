@@ -25,6 +25,16 @@ class FxKind(str, Enum):
     walk = "walk"
 
 
+class ClockKind(str, Enum):
+    simulated = "simulated"  # ticks as fast as the engine goes (a 10-minute smoke takes a second)
+    realtime = "realtime"  # one tick per stage.tick_s of wall time: live data, paced replay
+
+
+class LiveFxKind(str, Enum):
+    fixed = "fixed"  # market.fx_krw_per_usd
+    venue = "venue"  # mid of market.fx_symbol (e.g. USDT/KRW) on market.fx_venue, as a proxy
+
+
 class Engine(str, Enum):
     fast = "fast"  # src/engine/fast.py: vectorised, proven equal to the reference
     reference = "reference"  # src/engine/loop.py: the plain per-tick, per-symbol loop
@@ -140,6 +150,42 @@ class SyntheticMarketConfig:
 
 
 @dataclass
+class ReplayMarketConfig:
+    """Replay of a recorded tick table (Parquet; the schema is in src/market/ticks.py)."""
+
+    kind: str = "replay"
+    path: str = MISSING  # the Parquet file; a relative path is taken from the repo root
+    # Depth assumed beyond the top of book (see SyntheticMarketConfig); null: the file's own
+    # (recordings and exports carry it in their metadata).
+    book_levels: Optional[int] = None
+    level_step_bps: Optional[float] = None
+    level_growth: Optional[float] = None
+
+
+@dataclass
+class LiveMarketConfig:
+    """Public top-of-book quotes polled through ccxt in real time. Paper only: no keys, no orders."""
+
+    kind: str = "live"
+    krw_venue: str = MISSING  # ccxt exchange id quoting <coin>/KRW, e.g. upbit
+    usdt_venue: str = MISSING  # ccxt exchange id quoting <coin>/USDT, e.g. binance
+    fx_kind: LiveFxKind = MISSING
+    fx_krw_per_usd: float = MISSING  # fx_kind=fixed
+    fx_venue: str = MISSING  # fx_kind=venue: the venue whose fx_symbol book gives KRW per USD(T)
+    fx_symbol: str = "USDT/KRW"
+    max_quote_age_s: float = MISSING  # an older quote is not traded on (the symbol sits the tick out)
+    timeout_s: float = MISSING  # per request
+    backoff_base_s: float = MISSING  # after n failures in a row a venue rests base * 2**(n-1) s
+    backoff_max_s: float = MISSING
+    rate_limit: bool = True  # ccxt's own rate limiter (enableRateLimit); off only for a local test server
+    api_urls: Dict[str, str] = field(default_factory=dict)  # exchange id -> stand-in base URL (tests)
+    record: bool = True  # write every quote used to quotes.parquet in the run folder
+    book_levels: int = MISSING  # depth assumed beyond the top of book, as in the synthetic market
+    level_step_bps: float = MISSING
+    level_growth: float = MISSING
+
+
+@dataclass
 class VenueCosts:
     name: str = MISSING
     quote: str = MISSING
@@ -180,4 +226,5 @@ class RootConfig:
     costs: CostsConfig = MISSING
     risk: RiskConfig = MISSING
     engine: Engine = Engine.fast  # how to compute, not what: excluded from the fingerprint
+    clock: ClockKind = ClockKind.simulated  # realtime: paced by the wall clock, with a progress bar
     plots: PlotsConfig = field(default_factory=PlotsConfig)

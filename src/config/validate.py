@@ -5,7 +5,8 @@ import math
 import re
 from typing import Any
 
-from src.config.schema import Op, RootConfig, SyntheticMarketConfig, ZoneProfileConfig
+from src.config.schema import (ClockKind, LiveFxKind, LiveMarketConfig, Op, ReplayMarketConfig, RootConfig,
+                               SyntheticMarketConfig, ZoneProfileConfig)
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 MAX_TICKS = 50_000_000  # 100 symbols x 24 h at 1 s is 8.64 M symbol-ticks
@@ -52,6 +53,10 @@ def validate(cfg: RootConfig) -> list[str]:
     _check_zone_profile(p, cfg.zone_profile, universe)
     if isinstance(cfg.market, SyntheticMarketConfig):
         _check_synthetic(p, cfg.market)
+    elif isinstance(cfg.market, ReplayMarketConfig):
+        _check_replay(p, cfg.market)
+    elif isinstance(cfg.market, LiveMarketConfig):
+        _check_live(p, cfg.market, cfg.clock)
 
     for venue in ("usdt_venue", "krw_venue"):
         v = getattr(cfg.costs, venue)
@@ -143,3 +148,50 @@ def _check_synthetic(p: list[str], m: SyntheticMarketConfig) -> None:
     _num(p, f"{k}.level_growth", m.level_growth, lo=0, lo_open=True)
     if not 1 <= m.book_levels <= 50:
         p.append(f"{k}.book_levels={m.book_levels}: must be between 1 and 50")
+
+
+def _check_book(p: list[str], k: str, levels: int | None, step: float | None, growth: float | None) -> None:
+    if levels is not None and not 1 <= levels <= 50:
+        p.append(f"{k}.book_levels={levels}: must be between 1 and 50")
+    if step is not None:
+        _num(p, f"{k}.level_step_bps", step, lo=0)
+    if growth is not None:
+        _num(p, f"{k}.level_growth", growth, lo=0, lo_open=True)
+
+
+def _check_replay(p: list[str], m: ReplayMarketConfig) -> None:
+    if not m.path.strip():
+        p.append("market.path='': must name a Parquet tick file (e.g. logs/<stage>/<run>/quotes.parquet)")
+    _check_book(p, "market", m.book_levels, m.level_step_bps, m.level_growth)
+
+
+_VENUE_RE = re.compile(r"^[a-z][a-z0-9]{1,31}$")
+
+
+def _check_live(p: list[str], m: LiveMarketConfig, clock: ClockKind) -> None:
+    k = "market"
+    if clock is not ClockKind.realtime:
+        p.append(f"clock={clock.value}: market=live polls venues in real time, so it needs clock=realtime "
+                 "(add clock=realtime to the command)")
+    venues = [("krw_venue", m.krw_venue), ("usdt_venue", m.usdt_venue)]
+    if m.fx_kind is LiveFxKind.venue:
+        venues.append(("fx_venue", m.fx_venue))
+        if not re.match(r"^[A-Z0-9]+/[A-Z0-9]+$", m.fx_symbol):
+            p.append(f"{k}.fx_symbol={m.fx_symbol!r}: must be a ccxt symbol like USDT/KRW")
+    else:
+        _num(p, f"{k}.fx_krw_per_usd", m.fx_krw_per_usd, lo=0, lo_open=True)
+    for name, v in venues:
+        if not _VENUE_RE.match(v):
+            p.append(f"{k}.{name}={v!r}: must be a ccxt exchange id (lower-case letters and digits, e.g. upbit)")
+    for name, url in m.api_urls.items():
+        if name not in {v for _, v in venues}:
+            p.append(f"{k}.api_urls.{name}: not one of the venues in use ({', '.join(sorted({v for _, v in venues}))})")
+        if not re.match(r"^https?://[^\s/]+", str(url)):
+            p.append(f"{k}.api_urls.{name}={url!r}: must be an http(s) base URL like http://127.0.0.1:8080")
+    _num(p, f"{k}.max_quote_age_s", m.max_quote_age_s, lo=0, lo_open=True)
+    _num(p, f"{k}.timeout_s", m.timeout_s, lo=0, lo_open=True, hi=120)
+    _num(p, f"{k}.backoff_base_s", m.backoff_base_s, lo=0)
+    _num(p, f"{k}.backoff_max_s", m.backoff_max_s, lo=0)
+    if m.backoff_max_s < m.backoff_base_s:
+        p.append(f"{k}.backoff_max_s={m.backoff_max_s!r}: must be >= backoff_base_s={m.backoff_base_s!r}")
+    _check_book(p, k, m.book_levels, m.level_step_bps, m.level_growth)

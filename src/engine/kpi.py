@@ -45,7 +45,7 @@ def summarize(res: SessionResult, applied: tuple[Applied, ...], zone_evidence: d
         },
         "total_pnl_krw": _r(pnl_krw, 2),
         "total_pnl_usd": _r(pnl_krw / fx, 6) if n else 0.0,
-        "fx_rate": _r(fx, 6) if res.ticks else None,  # None: interrupted before the first tick
+        "fx_rate": _r(fx, 6) if res.ticks and fx == fx else None,  # None: no tick (with a valid FX) ran
         "fees_krw": _r(sum(t["fees_krw"] for t in trades), 2),
         "slippage_krw": _r(sum(t["slippage_krw"] for t in trades), 2),
         "max_drawdown_krw": _r(max_dd, 2),

@@ -9,12 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+import numpy as np
+
 from src.config.schema import RiskConfig
 from src.engine.exits import exit_reason
 from src.engine.fills import Legs, Quote, entry_spread_bps, exit_spread_bps, fill_legs, settle
 from src.engine.zones import Applied, find_zone
 from src.market.book import depth
-from src.market.tape import Market
+from src.market.tape import Market, MarketChunk
 
 CHUNK_TICKS = 3600
 SECONDS_PER_DAY = 86400.0
@@ -71,19 +73,23 @@ def run_session(market: Market, params: EngineParams, on_trade: Callable[[dict],
     book, symbols = market.book, market.symbols
     open_: dict[int, Position] = {}
     day_pnl_usd: dict[int, float] = {}
-    last_quotes: list[Quote] = []
+    last_valid: list[Quote | None] = [None] * len(symbols)  # per symbol, for the closing mark to market
     for chunk in market.chunks(CHUNK_TICKS):
+        valid = valid_quotes(chunk)
         for i in range(chunk.n):
             if should_stop():
                 res.interrupted = True
                 break
             t, fx = float(chunk.t_s[i]), float(chunk.fx[i])
             day = int(t // SECONDS_PER_DAY)
-            last_quotes = [Quote(float(chunk.usdt_bid[i, s]), float(chunk.usdt_ask[i, s]),
-                                 float(chunk.krw_bid[i, s]), float(chunk.krw_ask[i, s]),
-                                 float(chunk.usdt_size[i, s]), float(chunk.krw_size[i, s]), fx)
-                           for s in range(len(symbols))]
-            for s, q in enumerate(last_quotes):
+            quotes = [Quote(float(chunk.usdt_bid[i, s]), float(chunk.usdt_ask[i, s]),
+                            float(chunk.krw_bid[i, s]), float(chunk.krw_ask[i, s]),
+                            float(chunk.usdt_size[i, s]), float(chunk.krw_size[i, s]), fx)
+                      for s in range(len(symbols))]
+            for s, q in enumerate(quotes):
+                if not valid[i, s]:
+                    continue  # no valid quote (live venue down or stale): nothing is decided on it
+                last_valid[s] = q
                 ap = params.applied[s]
                 pos = open_.get(s)
                 if pos is not None:
@@ -100,14 +106,29 @@ def run_session(market: Market, params: EngineParams, on_trade: Callable[[dict],
                 if pos is not None:
                     open_[s] = pos
             res.ticks += 1
-            res.market_updates += len(symbols)
-            res.last_fx = fx
+            res.market_updates += int(valid[i].sum())
+            if fx == fx:
+                res.last_fx = fx
         if res.interrupted:
             break
     res.open_positions = [open_[s] for s in sorted(open_)]
-    res.unrealized_pnl_krw = sum(mark_to_market(p, last_quotes[p.symbol_idx], params, book)
+    res.unrealized_pnl_krw = sum(mark_to_market(p, last_valid[p.symbol_idx], params, book)  # type: ignore[arg-type]
                                  for p in res.open_positions)
     return res
+
+
+def valid_quotes(chunk: MarketChunk) -> np.ndarray:
+    """(n, symbols) bool: the symbol has a quote to act on at the tick.
+
+    NaN in any of its prices or sizes, or in the tick's FX, means "no valid quote" (a
+    live venue that failed or whose quote is older than its allowed age). Such a symbol
+    sits the tick out: no exit check, no entry check, no signal, not a market update;
+    an open position stays open and is marked to market on its last valid quote.
+    """
+    ok = ~np.isnan(np.asarray(chunk.fx, dtype=np.float64))[:, None]
+    for a in (chunk.usdt_bid, chunk.usdt_ask, chunk.krw_bid, chunk.krw_ask, chunk.usdt_size, chunk.krw_size):
+        ok = ok & ~np.isnan(np.asarray(a, dtype=np.float64))
+    return ok
 
 
 def try_entry(res: SessionResult, q: Quote, s: int, t: float, ap: Applied, params: EngineParams,

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from src.config.schema import SymbolSpec, SyntheticMarketConfig
+from src.config.schema import LiveMarketConfig, ReplayMarketConfig, SymbolSpec, SyntheticMarketConfig
 from src.market.tape import Market
 
 
@@ -14,4 +14,10 @@ def build_market(spec: Any, universe: Sequence[SymbolSpec], seed: int, n_ticks: 
     if isinstance(spec, SyntheticMarketConfig):
         from src.market.synthetic import SyntheticMarket
         return SyntheticMarket(spec, universe, seed, n_ticks, tick_s)
-    raise ValueError(f"market.kind={getattr(spec, 'kind', spec)!r}: no such market (available: synthetic)")
+    if isinstance(spec, ReplayMarketConfig):  # pyarrow and ccxt are imported only on these paths
+        from src.market.replay import ReplayMarket
+        return ReplayMarket(spec, universe, n_ticks, tick_s, root)
+    if isinstance(spec, LiveMarketConfig):
+        from src.market.live import LiveMarket
+        return LiveMarket(spec, universe, n_ticks, tick_s)
+    raise ValueError(f"market.kind={getattr(spec, 'kind', spec)!r}: no such market (available: synthetic, replay, live)")

@@ -22,6 +22,7 @@ from src.engine.fast import run_session_fast
 from src.engine.loop import EngineParams, run_session
 from src.engine.zones import apply_profiles
 from src.market.registry import build_market
+from src.market.session import MarketSession
 from src.provenance import guard, inventory
 from src.provenance.digests import digest_obj, sha256_file
 from src.provenance.fingerprint import config_digest, fingerprint
@@ -165,17 +166,21 @@ def execute(loaded: LoadedConfig, argv: list[str], purge: dict, t_start: float, 
 
         t2 = time.perf_counter()
         trades = JsonlAppender(paths.trades)
+        session = MarketSession(market, cfg, paths, stop)  # live recording, clock=realtime pacing + progress
+        res = None
         try:
             params = EngineParams(applied, cfg.costs.usdt_venue.taker_fee_bps, cfg.costs.krw_venue.taker_fee_bps,
                                   cfg.costs.floor_multiplier, cfg.risk)
-            tap = SpreadTap(market, plot_symbol)
+            tap = SpreadTap(session.market, plot_symbol)
             engine = run_session_fast if cfg.engine is Engine.fast else run_session
-            res = engine(tap, params, trades.append, should_stop=stop)
+            res = engine(tap, params, session.on_trade(trades.append), should_stop=stop)
         finally:
             trades.close()
+            session.close(res)
         t_engine = time.perf_counter() - t2
 
         kpis = kpi_mod.summarize(res, applied, zone_kpi, cfg.stage.duration_s, cfg.stage.tick_s)
+        kpis.update(session.kpis())  # market_faults, for live markets and their recordings
         write_json_atomic(paths.kpi_summary, kpis)
         write_plot_data(paths.plots_dir, res.trades, tap)
         final_lock = guard.check_imports(root)
@@ -185,6 +190,8 @@ def execute(loaded: LoadedConfig, argv: list[str], purge: dict, t_start: float, 
         meta.update(status=status, ended_at=utc_now(), kpis=kpis, acceptance=acceptance,
                     interrupted_by=stop.signal)
         meta["guard"]["hardlock_final"] = final_lock
+        if session.recorded is not None:
+            meta["data"]["recorded"] = session.recorded
         meta["timings"] = {
             "purge_s": round(t_purge, 6), "hardlock_s": round(t_hardlock, 6), "record_s": round(t_record, 6),
             "engine_s": round(t_engine, 6), "total_s": round(time.perf_counter() - t_start, 6),

@@ -56,6 +56,7 @@ class RunPaths:
     run_log: Path
     plots_dir: Path
     provenance: Path
+    quotes: Path  # live runs: every quote the engine used (Parquet tick table, src/market/ticks.py)
 
     def rel(self, path: Path) -> str:
         """Path relative to the repo root, with forward slashes (stable across OSes)."""
@@ -85,6 +86,7 @@ def resolve_run_paths(root: Path, stage_id: str, run_id: str) -> RunPaths:
         run_log=run_dir / "run.log",
         plots_dir=run_dir / "plots",
         provenance=run_dir / "provenance.json",
+        quotes=run_dir / "quotes.parquet",
     )
 
 
