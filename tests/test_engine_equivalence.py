@@ -30,7 +30,7 @@ from conftest import REPO, load_json, run_cli, run_dir_of
 from src.config.loader import load_config
 from src.config.schema import (FxKind, Mode, Profile, RiskConfig, RootConfig, SymbolMapping, Zone,
                                ZoneProfileConfig)
-from src.engine import fast
+from src.engine import fast, vectors
 from src.engine.exits import EXIT_REASONS
 from src.engine.fast import run_session_fast
 from src.engine.fills import Quote, fill_legs
@@ -60,6 +60,8 @@ class Case:
     params: EngineParams
     duration_s: float
     tick_s: float
+    block_slots: int = fast._BLOCK_SLOTS  # the fast engine's tuning knobs: small values make small
+    first_scan: int = fast._FIRST_SCAN  # cases cross its lazy blocks and exit-scan windows
 
 
 def _f(lo: float, hi: float) -> st.SearchStrategy[float]:
@@ -116,7 +118,8 @@ def cases(draw: st.DrawFn, max_slots: int = 1500) -> Case:
                       min_fill_usd=draw(st.sampled_from([0.0, 10.0, 50.0, 500.0])))
     params = EngineParams(applied, draw(_f(0.0, 25.0)), draw(_f(0.0, 25.0)), draw(_f(0.0, 3.0)), risk)
     market = SyntheticMarket(market_cfg, ranked, draw(st.integers(0, 2**32)), n_ticks, tick_s)
-    return Case(market, params, duration_s, tick_s)
+    return Case(market, params, duration_s, tick_s, draw(st.sampled_from([1, 3, 40, 500, fast._BLOCK_SLOTS])),
+                draw(st.sampled_from([1, 5, fast._FIRST_SCAN])))
 
 
 class Rechunked:
@@ -143,10 +146,15 @@ class Rechunked:
 def run_both(case: Case, make_stop: Callable[[list[dict]], Callable[[], bool]] | None = None) -> None:
     """Run both engines; assert identical trade lines, on_trade order, result and KPIs."""
     outs = []
+    knobs = fast._BLOCK_SLOTS, fast._FIRST_SCAN
     for engine in (run_session, run_session_fast):
         seen: list[dict] = []
         stop = make_stop(seen) if make_stop else (lambda: False)
-        res = engine(case.market, case.params, seen.append, stop)
+        fast._BLOCK_SLOTS, fast._FIRST_SCAN = case.block_slots, case.first_scan
+        try:
+            res = engine(case.market, case.params, seen.append, stop)
+        finally:
+            fast._BLOCK_SLOTS, fast._FIRST_SCAN = knobs
         lines = [json.dumps(t, sort_keys=True, allow_nan=False) for t in seen]
         kpis = summarize(res, case.params.applied, {"sha256": "-"}, case.duration_s, case.tick_s)
         outs.append((lines, repr(res), json.dumps(kpis, sort_keys=True), seen == res.trades))
@@ -200,7 +208,7 @@ def test_vectorised_book_walk_matches_scalar(levels: int, qty_scale: float, grow
     for d in (1, -1):
         m = sides == d
         q = Quote(top[m], top[m] * 1.001, top[m] * 1300.0, top[m] * 1301.0, size[m], size[m] * 0.7, 1300.0)
-        legs = fast._open_legs(q, qty[m], d, book)
+        legs = vectors.open_legs(q, qty[m], d, book)
         for j in range(int(m.sum())):
             qj = Quote(*(float(getattr(q, f)[j]) for f in ("usdt_bid", "usdt_ask", "krw_bid", "krw_ask",
                                                           "usdt_size", "krw_size")), 1300.0)
@@ -208,7 +216,7 @@ def test_vectorised_book_walk_matches_scalar(levels: int, qty_scale: float, grow
             got = (legs.usdt_px[j], legs.krw_px[j], legs.slippage_usdt[j], legs.slippage_krw[j])
             assert got == (ref.usdt_px, ref.krw_px, ref.slippage_usdt, ref.slippage_krw)
         assert walk(float(top[0]), float(size[0]), float(qty[0]), 1, book) == \
-            fast._walk(top[:1], size[:1], qty[:1], 1, book)[0]
+            vectors.walk(top[:1], size[:1], qty[:1], 1, book)[0]
 
 
 def test_generated_cases_cover_every_exit_and_rejection_reason() -> None:

@@ -1,134 +1,46 @@
 """The fast engine: the reference loop's strategy, vectorised over ticks and symbols per chunk.
 
 A slot is one (tick, symbol) visit of the reference loop; its key, tick * n_symbols +
-symbol, is the reference's visiting order. Per chunk, numpy works out for every slot what
-does not depend on open positions: entry spread, direction, zone, and what depth and the
-cost floor would say ("class"). The path-dependent rest -- which symbols hold a position,
-max_open_positions across symbols, the daily kill switch -- is an event loop over the few
-slots where that state changes: entries (class-4 slots of flat symbols while no limit
-blocks) and exits (found by scanning one symbol's column from its entry). Signals and
-rejections of all other slots are then counted in bulk against that state timeline.
+symbol, is the reference's visiting order. Per chunk, numpy finds the slots where the
+reference's try_entry sees a signal, with their zone (`vectors.Zones.signals`). The
+path-dependent part -- which symbols hold a position, max_open_positions across symbols,
+the daily kill switch -- runs as an event loop, in key order, over the few slots where
+that state can change: entries and exits, plus day starts (the kill switch resets).
+Everything else is counted in bulk afterwards against the resulting state timeline.
+
+- Entries: a flat symbol waits on its next enterable slot (depth and cost floor pass),
+  worked out by numpy for a block of ticks when the loop first needs it; a symbol met
+  while a risk limit blocks entries is parked until an exit or a day start unblocks.
+  So a session spent under the kill switch costs no per-slot work at all.
+- Exits: on entry, numpy scans the symbol's column for the first tick where exit_reason
+  fires (`vectors.first_exit`).
 
 Why it equals `loop.run_session` (tests/test_engine_equivalence.py checks it):
-- vectorised formulas are the scalar ones (often the very same functions, fed arrays)
-  with the same float64 operations in the same order, and elementwise IEEE arithmetic
-  rounds exactly as Python floats do;
-- every value that reaches a trade, a Position or the kill switch comes from the
-  reference's own scalar functions (try_entry, exit_reason, close_position,
-  mark_to_market) at the slot the event loop found; the vectorised class and exit scan
-  only say where to look, and an assert fails if the scalar code disagrees;
-- `should_stop` is called once before each tick and `on_trade` at the same points as in
-  the reference, so interruptions cut the session at the same slot.
-Memory stays flat: one market chunk and its per-slot temporaries at a time.
+vectorised formulas are the scalar ones with the same float64 operations in the same
+order (see vectors.py); every value that reaches a trade, a Position or the kill switch
+comes from the reference's own scalar functions (try_entry, exit_reason,
+close_position, mark_to_market) at the slot the event loop found, and an assert fails if
+they disagree with the vectorised verdict; `should_stop` is called once before each tick
+and `on_trade` in the same order relative to it, so interruptions cut at the same slot.
+Memory stays flat: one market chunk and its temporaries at a time.
 """
 from __future__ import annotations
 
 import heapq
 from bisect import bisect_right
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
+from src.engine import vectors as vec
 from src.engine.exits import exit_reason
-from src.engine.fills import Legs, Quote, entry_spread_bps, exit_spread_bps, mid_premium_bps
 from src.engine.loop import (CHUNK_TICKS, SECONDS_PER_DAY, EngineParams, Position, SessionResult,
                              close_position, mark_to_market, try_entry)
-from src.market.book import depth
-from src.market.tape import BookShape, Market, MarketChunk
+from src.market.tape import Market
 
-# What the reference's try_entry would conclude at a flat slot if no risk limit blocked it.
-_OUTSIDE, _DEPTH, _FLOOR, _ENTER = 1, 2, 3, 4
+_BLOCK_SLOTS = 16384  # slots per lazily classified block of ticks
 _FIRST_SCAN = 32  # ticks in a position's first exit scan; doubles until an exit or the chunk end
-_NEVER = 1 << 62  # a key past every chunk
-
-
-@dataclass(frozen=True)
-class _Tape:
-    """A chunk as float64 arrays (the reference converts every value with float())."""
-
-    n: int
-    t: np.ndarray
-    fx: np.ndarray
-    q: Quote  # fields (n, symbols); fx as (n, 1) to broadcast
-
-    @classmethod
-    def of(cls, ch: MarketChunk) -> "_Tape":
-        f = lambda a: np.asarray(a, dtype=np.float64)  # noqa: E731
-        fx = f(ch.fx)
-        return cls(ch.n, f(ch.t_s), fx, Quote(f(ch.usdt_bid), f(ch.usdt_ask), f(ch.krw_bid), f(ch.krw_ask),
-                                              f(ch.usdt_size), f(ch.krw_size), fx[:, None]))
-
-    def quote(self, i: int, s: int) -> Quote:
-        q = self.q
-        return Quote(float(q.usdt_bid[i, s]), float(q.usdt_ask[i, s]), float(q.krw_bid[i, s]),
-                     float(q.krw_ask[i, s]), float(q.usdt_size[i, s]), float(q.krw_size[i, s]), float(self.fx[i]))
-
-
-def _walk(top: np.ndarray, size: np.ndarray, qty: np.ndarray, side: int, book: BookShape) -> np.ndarray:
-    """`book.walk` elementwise. Once filled, `take` is 0 and adding 0.0 leaves `cost` exact."""
-    remaining, cost = qty.copy(), np.zeros_like(qty)
-    for i in range(book.levels):
-        take = np.where(size < remaining, size, remaining)
-        cost += take * top * (1.0 + side * i * book.step_bps * 1e-4)
-        remaining -= take
-        size = size * book.growth
-    cost += remaining * top * (1.0 + side * book.levels * book.step_bps * 1e-4)
-    return cost / qty
-
-
-def _open_legs(q: Quote, qty: np.ndarray, d: int, book: BookShape) -> Legs:
-    """`fills.fill_legs(q, qty, d, opening=True, book)` elementwise, for one direction d."""
-    usdt_side, krw_side = d, -d
-    usdt_top = q.usdt_ask if usdt_side > 0 else q.usdt_bid
-    krw_top = q.krw_ask if krw_side > 0 else q.krw_bid
-    usdt_px = _walk(usdt_top, q.usdt_size, qty, usdt_side, book)
-    krw_px = _walk(krw_top, q.krw_size, qty, krw_side, book)
-    return Legs(qty, usdt_px, krw_px, qty * (usdt_px - usdt_top) * usdt_side, qty * (krw_px - krw_top) * krw_side)
-
-
-class _Plan:
-    """Per-session constants laid out per symbol; nan pads never compare true."""
-
-    def __init__(self, params: EngineParams, n_sym: int) -> None:
-        profiles = [ap.profile for ap in params.applied[:n_sym]]
-        n_z = max((len(p.zones) for p in profiles), default=1)
-        self.zone_lo, self.zone_hi = np.full((n_z, n_sym), np.nan), np.full((n_z, n_sym), np.nan)
-        self.notional = np.full((n_sym, n_z), np.nan)  # max_notional_usd * size_frac, as try_entry has it
-        for s, p in enumerate(profiles):
-            for z, zone in enumerate(p.zones):
-                self.zone_lo[z, s], self.zone_hi[z, s] = zone.lo_bps, zone.hi_bps
-                self.notional[s, z] = params.risk.max_notional_usd * zone.size_frac
-
-
-def _classify(tp: _Tape, plan: _Plan, params: EngineParams, book: BookShape) -> tuple[np.ndarray, np.ndarray]:
-    """(sorted keys of signal slots, their class): try_entry's verdicts without the risk limits."""
-    q, n_sym = tp.q, plan.notional.shape[0]
-    up, down = entry_spread_bps(q, +1), entry_spread_bps(q, -1)
-    go_up = up >= down
-    spread = np.where(go_up, up, down)
-    keys = np.flatnonzero(~(spread < plan.zone_lo[0]))  # find_zone != -1: a signal
-    ti, si = np.divmod(keys, n_sym)
-    sp, go_up = spread.ravel()[keys], go_up.ravel()[keys]
-    zi = np.full(keys.size, -2)
-    for z in range(plan.zone_lo.shape[0] - 1, -1, -1):  # backwards: the first matching zone wins
-        zi[(plan.zone_lo[z, si] <= sp) & (sp < plan.zone_hi[z, si])] = z
-    cls = np.full(keys.size, _OUTSIDE, dtype=np.int8)
-    for d in (1, -1):
-        m = np.flatnonzero((zi >= 0) & (go_up if d > 0 else ~go_up))
-        k, s = keys[m], si[m]
-        c = Quote(*(getattr(q, f).ravel()[k] for f in ("usdt_bid", "usdt_ask", "krw_bid", "krw_ask",
-                                                       "usdt_size", "krw_size")), tp.fx[ti[m]])
-        ref_px = c.usdt_ask if d > 0 else c.usdt_bid
-        target = plan.notional[s, zi[m]] / ref_px
-        qty = np.minimum(np.minimum(target, depth(c.usdt_size, book)), depth(c.krw_size, book))
-        shallow = qty * ref_px < params.risk.min_fill_usd
-        legs = _open_legs(c, qty, d, book)
-        slip_bps = (legs.slippage_usdt + legs.slippage_krw / c.fx) / (qty * legs.usdt_px) * 1e4
-        floor_bps = params.round_trip_fee_bps + 2.0 * slip_bps
-        below = sp[m] < params.floor_multiplier * floor_bps
-        cls[m] = np.where(shallow, _DEPTH, np.where(below, _FLOOR, _ENTER))
-    return keys, cls
+_DAY = -1  # the symbol slot of a day-start event: sorts before the day's first slot
 
 
 def run_session_fast(market: Market, params: EngineParams, on_trade: Callable[[dict], None],
@@ -142,19 +54,20 @@ class _Session:
                  should_stop: Callable[[], bool]) -> None:
         self.market, self.params, self.on_trade, self.should_stop = market, params, on_trade, should_stop
         self.book, self.symbols, self.n_sym = market.book, market.symbols, len(market.symbols)
-        self.plan = _Plan(params, self.n_sym)
+        self.zones = vec.Zones(params, self.n_sym)
+        self.block = max(1, _BLOCK_SLOTS // max(self.n_sym, 1))  # ticks per block
         self.res = SessionResult()
-        self.scratch = SessionResult()  # try_entry's counters for re-checked entries: already counted
+        self.scratch = SessionResult()  # try_entry's counters when re-checking an entry: counted in bulk
         self.open: dict[int, Position] = {}
         self.day_pnl: dict[int, float] = {}
-        self.last_exit: tuple[int, float] = (-_NEVER, 0.0)  # (day, that day's PnL) after the latest exit
-        self.last: tuple[_Tape, int] | None = None  # the last tick run, for the mark to market
+        self.last_exit: tuple[int, float] = (-(1 << 62), 0.0)  # (day, that day's PnL) after the latest exit
+        self.last: tuple[vec.Tape, int] | None = None  # the last tick run, for the mark to market
 
     def run(self) -> SessionResult:
         res = self.res
         with np.errstate(all="ignore"):
             for chunk in self.market.chunks(CHUNK_TICKS):
-                if self._chunk(_Tape.of(chunk)):
+                if self._chunk(vec.Tape.of(chunk)):
                     res.interrupted = True
                     break
         res.open_positions = [self.open[s] for s in sorted(self.open)]
@@ -162,60 +75,72 @@ class _Session:
                                                     self.params, self.book) for p in res.open_positions)
         return res
 
-    def _chunk(self, tp: _Tape) -> bool:
+    def _chunk(self, tp: vec.Tape) -> bool:
         """Run one chunk; True if `should_stop` cut it short."""
-        n, n_sym, p, res = tp.n, self.n_sym, self.params, self.res
-        days = self._days(tp.t)
-        self.day_starts = [j for j in range(1, n) if days[j] != days[j - 1]]
-        self.checked = 0
-        stop_tick = None
+        n, n_sym, res = tp.n, self.n_sym, self.res
+        self.tp, self.checked, stop_tick = tp, 0, None
+        self.days = self._days(tp.t)
         if n_sym:
-            keys, cls = _classify(tp, self.plan, p, self.book)
-            k4 = keys[cls == _ENTER]
-            per_sym = np.split(k4[np.argsort(k4 % n_sym, kind="stable")],
-                               np.cumsum(np.bincount(k4 % n_sym, minlength=n_sym))[:-1])
-            self.cands = [a.tolist() for a in per_sym]
-            self.heap: list[tuple[int, int]] = []
-            self.exit_key: dict[int, int] = {}
-            since = dict.fromkeys(self.open, 0)  # symbol -> first tick of this chunk it is not flat
-            busy: list[tuple[int, int, int]] = []
-            events = [(-1, len(self.open), *self.last_exit)]  # (key, open positions, day, day PnL) after it
+            self._prepare(tp)
+            since = dict.fromkeys(self.open, 0)  # symbol -> its first tick of this chunk not flat
+            busy: list[tuple[int, int, int]] = []  # (symbol, first, last tick) not flat
+            events = [(-1, len(self.open), *self.last_exit)]  # (key, open positions, day, day PnL) after
             entries = 0
             for s, pos in self.open.items():
-                self._schedule_exit(tp, pos, s, 0)
-            for s in range(n_sym):
-                if s not in self.open:
-                    self._push_next(s, -1)
+                self._schedule_exit(pos, s, 0)
+            for j in range(1, n):
+                if self.days[j] != self.days[j - 1]:
+                    heapq.heappush(self.heap, (j * n_sym, _DAY))
+            self.parked = [s for s in range(n_sym) if s not in self.open]
+            self._unpark(-1, self.days[0])
             while self.heap:
                 k, s = heapq.heappop(self.heap)
                 i = k // n_sym
                 if not self._advance(i):
                     stop_tick = self.checked
                     break
-                if s in self.open:
-                    self._exit(tp, k, i, s, days[i])
+                if s == _DAY:
+                    self._unpark(k - 1, self.days[i])
+                elif s in self.open:
+                    self._exit(k, i, s)
                     busy.append((s, since.pop(s), i))
                     events.append((k, len(self.open), *self.last_exit))
-                elif self._blocked(days[i]):
-                    nxt = min(self.exit_key.values(), default=_NEVER)
-                    self._push_next(s, min(nxt, self._next_day(i) * n_sym - 1))
-                else:
-                    self._enter(tp, k, i, s)
+                    self._unpark(k, self.days[i])
+                elif self._blocked(self.days[i]):
+                    self.parked.append(s)
+                elif self._verdict(k, i) == vec.ENTER:
+                    self._enter(k, i, s)
                     entries += 1
                     since[s] = i + 1
                     events.append((k, len(self.open), *self.last_exit))
+                else:
+                    self._push_next(s, k)
             busy.extend((s, a, n - 1) for s, a in since.items())
         if stop_tick is None and not self._advance(n - 1):
             stop_tick = self.checked
         ran = n if stop_tick is None else stop_tick
         if n_sym:
-            self._count(keys, cls, ran, n, busy, events, days, entries)
+            self._count(ran, busy, events, entries)
         res.ticks += ran
         res.market_updates += ran * n_sym
         if ran:
             res.last_fx = float(tp.fx[ran - 1])
             self.last = (tp, ran - 1)
         return stop_tick is not None
+
+    def _prepare(self, tp: vec.Tape) -> None:
+        """The chunk's signals; enterable slots are worked out later, a block at a time."""
+        keys, zi, go_up, spread = self.zones.signals(tp)
+        self.outside = keys[zi == -2]
+        g = zi >= 0  # "gated": the slots try_entry takes to the risk limits, depth and cost floor
+        self.g_keys, self.g_zi, self.g_up, self.g_spread = keys[g], zi[g], go_up[g], spread[g]
+        self.g_cls = np.zeros(self.g_keys.size, dtype=np.int8)  # vec.UNKNOWN until its block is worked out
+        self.g_by_sym: dict[int, list[int]] = {}
+        self.g_grid: np.ndarray | None = None
+        self.enterable: list[list[int]] = [[] for _ in range(self.n_sym)]  # in classified blocks
+        self.frontier = 0  # ticks before it: classified, or never needed
+        self.heap: list[tuple[int, int]] = []
+        self.exit_key: dict[int, int] = {}
 
     def _advance(self, i: int) -> bool:
         """Ask `should_stop` before each tick up to i, as the reference does; False: stop before tick self.checked."""
@@ -225,40 +150,86 @@ class _Session:
             self.checked += 1
         return True
 
-    def _days(self, t: np.ndarray) -> list[int]:
+    @staticmethod
+    def _days(t: np.ndarray) -> list[int]:
         first, last = int(float(t[0]) // SECONDS_PER_DAY), int(float(t[-1]) // SECONDS_PER_DAY)
         if first == last:
             return [first] * len(t)
         return [int(x // SECONDS_PER_DAY) for x in t.tolist()]
 
-    def _next_day(self, i: int) -> int:
-        """First tick after i on another day (the kill switch resets there), or never."""
-        j = bisect_right(self.day_starts, i)
-        return self.day_starts[j] if j < len(self.day_starts) else _NEVER // self.n_sym
-
     def _blocked(self, day: int) -> bool:
         risk = self.params.risk
         return self.day_pnl.get(day, 0.0) <= -risk.daily_loss_limit_usd or len(self.open) >= risk.max_open_positions
 
+    def _unpark(self, after: int, day: int) -> None:
+        """After a state change (or at the chunk start): if entries are possible, parked symbols wait again."""
+        if self.parked and not self._blocked(day):
+            for s in self.parked:
+                self._push_next(s, after)
+            self.parked = []
+
+    def _gated(self, s: int) -> list[int]:
+        """Keys of symbol s's gated slots in this chunk (built on first use)."""
+        keys = self.g_by_sym.get(s)
+        if keys is None:
+            if self.g_grid is None:
+                self.g_grid = np.zeros(self.tp.n * self.n_sym, dtype=bool)
+                self.g_grid[self.g_keys] = True
+            column = np.flatnonzero(self.g_grid.reshape(self.tp.n, self.n_sym)[:, s])
+            keys = self.g_by_sym[s] = (column * self.n_sym + s).tolist()
+        return keys
+
     def _push_next(self, s: int, after: int) -> None:
-        """Schedule symbol s's next enterable slot with a key > after."""
-        c = self.cands[s]
+        """Wait on symbol s's next slot after key `after` that may enter: an enterable one among
+        the classified blocks, else its first gated slot past them (classified when reached)."""
+        c = self.enterable[s]
         j = bisect_right(c, after)
         if j < len(c):
             heapq.heappush(self.heap, (c[j], s))
+            return
+        g = self._gated(s)
+        j = bisect_right(g, max(after, self.frontier * self.n_sym - 1))
+        if j < len(g):
+            heapq.heappush(self.heap, (g[j], s))
 
-    def _enter(self, tp: _Tape, k: int, i: int, s: int) -> None:
-        t = float(tp.t[i])
-        pos = try_entry(self.scratch, tp.quote(i, s), s, t, self.params.applied[s], self.params, self.book,
+    def _verdict(self, k: int, i: int) -> int:
+        """try_entry's verdict at gated slot k, unblocked: classify its block first if needed."""
+        if i >= self.frontier:
+            self._classify_block(i)
+        j = int(np.searchsorted(self.g_keys, k))
+        return int(self.g_cls[j])
+
+    def _classify_block(self, i: int) -> None:
+        """Work out the enterable slots of the block of ticks holding tick i (earlier unclassified
+        blocks are never needed again: the loop has passed them)."""
+        n_sym, b0 = self.n_sym, i - i % self.block
+        b1 = min(self.tp.n, b0 + self.block)
+        lo, hi = np.searchsorted(self.g_keys, [b0 * n_sym, b1 * n_sym])
+        keys = self.g_keys[lo:hi]
+        cls = vec.entry_class(self.tp.slots(keys, n_sym), keys % n_sym, self.g_zi[lo:hi], self.g_up[lo:hi],
+                              self.g_spread[lo:hi], self.zones, self.params, self.book)
+        self.g_cls[lo:hi] = cls
+        k4 = keys[cls == vec.ENTER]
+        s4 = k4 % n_sym
+        order = np.argsort(s4, kind="stable")
+        k4, s4 = k4[order], s4[order]
+        for part in np.split(k4, np.flatnonzero(np.diff(s4)) + 1):
+            if part.size:
+                self.enterable[int(part[0] % n_sym)].extend(part.tolist())
+        self.frontier = b1
+
+    def _enter(self, k: int, i: int, s: int) -> None:
+        t = float(self.tp.t[i])
+        pos = try_entry(self.scratch, self.tp.quote(i, s), s, t, self.params.applied[s], self.params, self.book,
                         len(self.open), False)
         assert pos is not None, f"fast engine: slot {k} classed enterable, try_entry refused it"
         self.open[s] = pos
-        self._schedule_exit(tp, pos, s, i + 1)
+        self._schedule_exit(pos, s, i + 1)
 
-    def _exit(self, tp: _Tape, k: int, i: int, s: int, day: int) -> None:
-        pos, ap, t = self.open.pop(s), self.params.applied[s], float(tp.t[i])
+    def _exit(self, k: int, i: int, s: int) -> None:
+        pos, ap, t, day = self.open.pop(s), self.params.applied[s], float(self.tp.t[i]), self.days[i]
         del self.exit_key[s]
-        q = tp.quote(i, s)
+        q = self.tp.quote(i, s)
         reason = exit_reason(pos, q, t, ap.profile, self.params.round_trip_fee_bps)
         assert reason is not None, f"fast engine: exit scan found slot {k}, exit_reason did not"
         trade = close_position(pos, q, t, reason, self.params, self.book, self.symbols[s], ap.profile_name)
@@ -268,51 +239,47 @@ class _Session:
         self.on_trade(trade)
         self._push_next(s, k)
 
-    def _schedule_exit(self, tp: _Tape, pos: Position, s: int, start: int) -> None:
-        """`exits.exit_reason` over s's column from tick `start`; the first hit becomes an exit event."""
+    def _schedule_exit(self, pos: Position, s: int, start: int) -> None:
+        """The first tick from `start` where the position exits becomes an exit event (none: a later chunk)."""
         profile = self.params.applied[s].profile
-        zone, d, fee = profile.zones[pos.zone_idx], pos.direction, self.params.round_trip_fee_bps
-        a, w, q = start, _FIRST_SCAN, tp.q
-        while a < tp.n:
-            b = min(tp.n, a + w)
-            col = Quote(q.usdt_bid[a:b, s], q.usdt_ask[a:b, s], q.krw_bid[a:b, s], q.krw_ask[a:b, s],
-                        None, None, tp.fx[a:b])  # type: ignore[arg-type]
-            captured = pos.entry_spread_bps - exit_spread_bps(col, d)
-            hold = tp.t[a:b] - pos.entry_t_s
-            hit = ((-captured >= zone.sl_bps) | (mid_premium_bps(col) * d < 0.0) | (captured >= zone.tp_bps)
-                   | (hold >= profile.hard_limit_s)
-                   | ((hold >= profile.soft_limit_s) & (captured - fee >= -profile.min_loss_bps)))
-            j = int(hit.argmax())
-            if hit[j]:
-                key = (a + j) * self.n_sym + s
-                self.exit_key[s] = key
-                heapq.heappush(self.heap, (key, s))
+        zone, n = profile.zones[pos.zone_idx], self.tp.n
+        a, w = start, _FIRST_SCAN
+        while a < n:
+            b = min(n, a + w)
+            i = vec.first_exit(self.tp, s, a, b, pos.entry_spread_bps, pos.entry_t_s, pos.direction, zone.sl_bps,
+                               zone.tp_bps, profile.hard_limit_s, profile.soft_limit_s,
+                               self.params.round_trip_fee_bps, profile.min_loss_bps)
+            if i >= 0:
+                self.exit_key[s] = i * self.n_sym + s
+                heapq.heappush(self.heap, (i * self.n_sym + s, s))
                 return
             a, w = b, 2 * w
 
-    def _count(self, keys: np.ndarray, cls: np.ndarray, ran: int, n: int, busy: list[tuple[int, int, int]],
-               events: list[tuple[int, int, int, float]], days: list[int], entries: int) -> None:
+    def _count(self, ran: int, busy: list[tuple[int, int, int]], events: list[tuple[int, int, int, float]],
+               entries: int) -> None:
         """Signals and rejections of the flat slots run in this chunk, from the state timeline."""
-        n_sym, risk, rej = self.n_sym, self.params.risk, self.res.rejections
-        m = int(np.searchsorted(keys, ran * n_sym))
-        keys, cls = keys[:m], cls[:m]
-        held = np.zeros((n, n_sym), dtype=bool)
-        for s, a, b in busy:
-            held[a:b + 1, s] = True
-        flat = ~held.ravel()[keys]
-        keys, cls = keys[flat], cls[flat]
-        self.res.entry_signals += int(keys.size)
-        rej["outside_zones"] += int(np.count_nonzero(cls == _OUTSIDE))
-        gated = cls != _OUTSIDE
-        keys, cls = keys[gated], cls[gated]
+        n_sym, risk, rej, end = self.n_sym, self.params.risk, self.res.rejections, ran * self.n_sym
+        outside = self.outside[: int(np.searchsorted(self.outside, end))]
+        m = int(np.searchsorted(self.g_keys, end))
+        keys, cls = self.g_keys[:m], self.g_cls[:m]
+        if busy:
+            held = np.zeros((self.tp.n, n_sym), dtype=bool)
+            for s, a, b in busy:
+                held[a:b + 1, s] = True
+            outside = outside[~held.ravel()[outside]]
+            flat = ~held.ravel()[keys]
+            keys, cls = keys[flat], cls[flat]
+        self.res.entry_signals += int(outside.size + keys.size)
+        rej["outside_zones"] += int(outside.size)
         ev_key, ev_open, ev_day, ev_pnl = (np.array(c) for c in zip(*events))
         e = np.searchsorted(ev_key, keys, side="left") - 1  # the last event before each slot
-        slot_day = np.array(days)[keys // n_sym]
-        killed = np.where(ev_day[e] == slot_day, ev_pnl[e], 0.0) <= -risk.daily_loss_limit_usd
+        killed = np.where(ev_day[e] == np.array(self.days)[keys // n_sym], ev_pnl[e], 0.0) \
+            <= -risk.daily_loss_limit_usd
         full = ~killed & (ev_open[e] >= risk.max_open_positions)
         free = ~killed & ~full
         rej["kill_switch"] += int(np.count_nonzero(killed))
         rej["max_open_positions"] += int(np.count_nonzero(full))
-        rej["insufficient_depth"] += int(np.count_nonzero(free & (cls == _DEPTH)))
-        rej["cost_floor"] += int(np.count_nonzero(free & (cls == _FLOOR)))
-        assert int(np.count_nonzero(free & (cls == _ENTER))) == entries, "fast engine: entry count mismatch"
+        rej["insufficient_depth"] += int(np.count_nonzero(free & (cls == vec.DEPTH)))
+        rej["cost_floor"] += int(np.count_nonzero(free & (cls == vec.FLOOR)))
+        assert not np.any(free & (cls == vec.UNKNOWN)), "fast engine: an unblocked flat slot was never classified"
+        assert int(np.count_nonzero(free & (cls == vec.ENTER))) == entries, "fast engine: entry count mismatch"
