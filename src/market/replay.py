@@ -97,7 +97,7 @@ class ReplayMarket:
         except ImportError as exc:  # pragma: no cover - a dependency in pyproject.toml
             raise ReplayError(f"{self.label}: replay needs pyarrow (pip install pyarrow)") from exc
         try:
-            return pq.ParquetFile(self.path, read_dictionary=["symbol", "venue"])
+            return pq.ParquetFile(self.path, read_dictionary=["symbol", "venue"], pre_buffer=False)
         except Exception as exc:  # ArrowInvalid, OSError: not Parquet, truncated footer
             raise ReplayError(f"{self.label}: not a readable Parquet file ({_one_line(exc)}): is it truncated "
                               "or corrupt?") from exc

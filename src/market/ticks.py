@@ -140,7 +140,7 @@ class TickWriter:
         self._pending: list[Any] = []
         self._pending_ticks = 0
         self._row_group_ticks = row_group_ticks
-        self._writer = pq.ParquetWriter(self.path, arrow_schema(), compression="zstd",
+        self._writer = pq.ParquetWriter(self.path, arrow_schema(), compression="snappy",
                                         use_dictionary=["symbol", "venue"])
 
     def write(self, chunk: MarketChunk) -> None:
