@@ -147,8 +147,8 @@ class ReplayMarket:
             down = np.flatnonzero(t[1:] < t[:-1])
             if down.size:
                 r = int(down[0]) + 1
-                raise ReplayError(f"{self.label} row {row0 + r}: t_s={t[r]!r} is earlier than the row before "
-                                  f"(t_s={t[r - 1]!r}): rows must be sorted by t_s")
+                raise ReplayError(f"{self.label} row {row0 + r}: t_s={float(t[r])!r} is earlier than the row before "
+                                  f"(t_s={float(t[r - 1])!r}): rows must be sorted by t_s")
             m = int(np.searchsorted(t, t[-1], side="left"))  # rows of the last tick may go on in the next batch
             if m:
                 yield self._assemble({k: v[:m] for k, v in rows.items()}, row0, state, n_sym)
@@ -184,18 +184,18 @@ class ReplayMarket:
             if bad.size:
                 r = int(bad[0])
                 allowed = "sizes must be finite and >= 0" if lo_ok else "prices must be finite and > 0"
-                raise ReplayError(f"{self.label} row {row0 + r}: {c}={v[r]!r} ({self._who(sym, venue, r)}): {allowed} "
+                raise ReplayError(f"{self.label} row {row0 + r}: {c}={float(v[r])!r} ({self._who(sym, venue, r)}): {allowed} "
                                   "(write null in bid, ask, bid_size and ask_size for no quote)")
         crossed = np.flatnonzero((vals["bid"] > vals["ask"]) & ~void)
         if crossed.size:
             r = int(crossed[0])
-            raise ReplayError(f"{self.label} row {row0 + r}: bid={vals['bid'][r]!r} > ask={vals['ask'][r]!r} "
+            raise ReplayError(f"{self.label} row {row0 + r}: bid={float(vals['bid'][r])!r} > ask={float(vals['ask'][r])!r} "
                               f"({self._who(sym, venue, r)}): a crossed book; bid must be <= ask")
         fx = _floats(col["fx"])
         bad = np.flatnonzero(~(np.isfinite(fx) & (fx > 0.0)) & ~_nulls(col["fx"]))
         if bad.size:
             r = int(bad[0])
-            raise ReplayError(f"{self.label} row {row0 + r}: fx={fx[r]!r}: must be > 0 KRW per USD, or null for no FX")
+            raise ReplayError(f"{self.label} row {row0 + r}: fx={float(fx[r])!r}: must be > 0 KRW per USD, or null for no FX")
         return {"t": t, "sym": sym, "venue": venue, "fx": fx, **vals}
 
     def _labels(self, arr: Any, allowed: Sequence[str], name: str, row0: int, rule: str) -> np.ndarray:
@@ -233,8 +233,8 @@ class ReplayMarket:
         if off.size:
             j = int(off[0])
             prev = state["prev_t"] if j == 0 else float(tick_t[j - 1])
-            raise ReplayError(f"{self.label} row {row0 + int(starts[j])}: t_s={tick_t[j]!r} is off the tick grid "
-                              f"(expected {expect[j]!r}, the tick after t_s={prev!r} at stage.tick_s={self.tick_s}): "
+            raise ReplayError(f"{self.label} row {row0 + int(starts[j])}: t_s={float(tick_t[j])!r} is off the tick grid "
+                              f"(expected {float(expect[j])!r}, the tick after t_s={prev!r} at stage.tick_s={self.tick_s}): "
                               "ticks must be stage.tick_s apart with none missing")
         tick_of_row = np.repeat(np.arange(k), np.diff(np.concatenate([starts, [t.size]])))
         key = tick_of_row * width + rows["sym"] * 2 + rows["venue"]
@@ -247,7 +247,7 @@ class ReplayMarket:
                 j, s, v = slot // width, (slot % width) // 2, slot % 2
                 what = "has no" if counts[slot] == 0 else f"has {counts[slot]}"
                 raise ReplayError(f"{self.label} rows {row0 + int(starts[j])}-"
-                                  f"{row0 + (int(starts[j + 1]) if j + 1 < k else t.size) - 1} (t_s={tick_t[j]!r}): "
+                                  f"{row0 + (int(starts[j + 1]) if j + 1 < k else t.size) - 1} (t_s={float(tick_t[j])!r}): "
                                   f"{what} {ticks.VENUES[v]} row for {self.symbols[s]}: every tick needs one usdt "
                                   "and one krw row per universe symbol")
         fx_first = rows["fx"][starts]
@@ -255,7 +255,7 @@ class ReplayMarket:
         diff = np.flatnonzero(~((rows["fx"] == fx_rows) | (np.isnan(rows["fx"]) & np.isnan(fx_rows))))
         if diff.size:
             r = int(diff[0])
-            raise ReplayError(f"{self.label} row {row0 + r}: fx={rows['fx'][r]!r} differs from fx={fx_rows[r]!r} "
+            raise ReplayError(f"{self.label} row {row0 + r}: fx={float(rows['fx'][r])!r} differs from fx={float(fx_rows[r])!r} "
                               "earlier in the same tick: one FX per tick")
         order = None if canonical else np.argsort(key, kind="stable")
 
