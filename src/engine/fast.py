@@ -88,9 +88,10 @@ class _Session:
             entries = 0
             for s, pos in self.open.items():
                 self._schedule_exit(pos, s, 0)
-            for j in range(1, n):
-                if self.days[j] != self.days[j - 1]:
-                    heapq.heappush(self.heap, (j * n_sym, _DAY))
+            if self.days[0] != self.days[-1]:
+                for j in range(1, n):
+                    if self.days[j] != self.days[j - 1]:
+                        heapq.heappush(self.heap, (j * n_sym, _DAY))
             self.parked = [s for s in range(n_sym) if s not in self.open]
             self._unpark(-1, self.days[0])
             while self.heap:

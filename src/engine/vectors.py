@@ -5,8 +5,8 @@ arrays; elementwise IEEE arithmetic rounds exactly like Python floats, so every 
 equals what the scalar function returns for it. Where the scalar code branches on a
 value, the twin either splits by the branch (direction) or keeps the arithmetic
 identical on both paths (see `walk`). Scalar functions that do not branch on values
-(`entry_spread_bps`, `exit_spread_bps`, `mid_premium_bps`, `book.depth`) are fed arrays
-directly.
+(`exit_spread_bps`, `mid_premium_bps`, `book.depth`) are fed arrays directly;
+`entry_spread_bps` is spelt out with out= buffers, operation for operation.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from src.engine.fills import Legs, Quote, entry_spread_bps, exit_spread_bps, mid_premium_bps
+from src.engine.fills import Legs, Quote, exit_spread_bps, mid_premium_bps
 from src.engine.loop import EngineParams
 from src.market.book import depth
 from src.market.tape import BookShape, MarketChunk
@@ -62,15 +62,35 @@ class Zones:
             for z, zone in enumerate(p.zones):
                 self.lo[z, s], self.hi[z, s] = zone.lo_bps, zone.hi_bps
                 self.notional[s, z] = params.risk.max_notional_usd * zone.size_frac
+        self._buf_shape: tuple[int, ...] | None = None
+        self._buf: list[np.ndarray] = []
+
+    def _buffers(self, shape: tuple[int, ...]) -> list[np.ndarray]:
+        if self._buf_shape != shape:
+            self._buf_shape = shape
+            self._buf = [np.empty(shape) for _ in range(3)] + [np.empty(shape, dtype=bool) for _ in range(2)]
+        return self._buf
 
     def signals(self, tp: Tape) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Slots where try_entry finds a signal (find_zone != -1), in key order, with their
         zone (-2: outside the bands), direction (True: +1) and spread -- try_entry's first lines."""
         q, n_sym = tp.q, self.lo.shape[1]
-        up, down = entry_spread_bps(q, +1), entry_spread_bps(q, -1)
-        go_up = up >= down
-        spread = np.where(go_up, up, down)
-        keys = np.flatnonzero(~(spread < self.lo[0]))
+        up, down, tmp, go_up, low = self._buffers(q.usdt_bid.shape)
+        # entry_spread_bps(q, +1) and (q, -1), operation for operation, into reused buffers:
+        # fresh multi-MB temporaries per chunk cost more in page faults than the arithmetic.
+        np.divide(q.krw_bid, q.fx, out=up)
+        np.subtract(up, q.usdt_ask, out=up)
+        np.divide(up, q.usdt_ask, out=up)
+        np.multiply(up, 1e4, out=up)
+        np.divide(q.krw_ask, q.fx, out=tmp)
+        np.subtract(q.usdt_bid, tmp, out=down)
+        np.divide(down, tmp, out=down)
+        np.multiply(down, 1e4, out=down)
+        np.greater_equal(up, down, out=go_up)
+        np.copyto(down, up, where=go_up)  # spread: up if up >= down else down, as try_entry picks
+        spread = down
+        np.less(spread, self.lo[0], out=low)
+        keys = np.flatnonzero(np.logical_not(low, out=low))
         si = keys % n_sym
         sp = spread.ravel()[keys]
         zi = np.full(keys.size, -2)
