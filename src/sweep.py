@@ -192,6 +192,7 @@ def multirun(argv: list[str]) -> int:
         "sweep_id": sweep_id,
         "argv": argv,
         "launcher": launcher,
+        "driver": {"host": socket.gethostname(), "pid": os.getpid()},
         "wall_s": round(time.perf_counter() - t0, 3),
         "exit_code": max(codes) if codes else EXIT_OK,
         "jobs": jobs,
