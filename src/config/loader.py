@@ -94,6 +94,10 @@ def compose_config(root: Path, overrides: Sequence[str]) -> tuple[DictConfig, di
             cfg = compose(config_name=CONFIG_NAME, overrides=list(overrides), return_hydra_config=True)
     except yaml.YAMLError as exc:
         raise ConfigError(f"malformed YAML: {one_line(exc)}") from exc
+    except UnicodeDecodeError as exc:  # Hydra's message names no file: name the ones that are not UTF-8
+        bad = [p.relative_to(root).as_posix() for p in sorted((root / "conf").rglob("*.y*ml")) if not _utf8(p)]
+        raise ConfigError(f"{', '.join(bad) or 'a config file'}: not UTF-8 text ({exc.reason} at byte "
+                          f"{exc.start}): save it as UTF-8") from exc
     except (HydraException, OmegaConfBaseException, ValueError, TypeError) as exc:
         raise ConfigError(one_line(exc)) from exc
     finally:
@@ -102,6 +106,14 @@ def compose_config(root: Path, overrides: Sequence[str]) -> tuple[DictConfig, di
     with _open(cfg):
         del cfg["hydra"]
     return cfg, choices
+
+
+def _utf8(path: Path) -> bool:
+    try:
+        path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 class _open:
