@@ -28,6 +28,9 @@ from src.market.tape import BookShape
 from src.market.ticks import QuoteChunk, book_meta
 
 log = logging.getLogger(__name__)
+# Per venue: failed requests by kind; bad_quote: a symbol missing or unusable in an answer;
+# backoff_skips: ticks the venue was resting; stale_quotes: symbol-ticks handed to the engine
+# without a fresh quote (NaN, not traded on); stale_fx: ticks without a fresh FX quote.
 FAULT_KINDS = ("timeout", "http_error", "rate_limited", "network", "exchange_error", "bad_response",
                "bad_quote", "backoff_skips", "stale_quotes", "stale_fx")
 
@@ -75,11 +78,14 @@ class _Venue:
         """Top of book of every wanted symbol the venue lists (runs in a worker thread)."""
         ex = self.ex
         if self.listed is None:
-            ex.load_markets()
-            self.listed = [s for s in self.wanted if s in ex.markets]
-            missing = sorted(set(self.wanted) - set(self.listed))
+            markets = ex.load_markets(reload=True) or {}
+            listed = [s for s in self.wanted if s in markets]
+            if not listed:  # a garbled or empty market list: a fault, tried again after the backoff
+                raise ValueError(f"{self.id}: the market list names none of {', '.join(self.wanted)}")
+            missing = sorted(set(self.wanted) - set(listed))
             if missing:
                 log.warning("venue_unlisted venue=%s symbols=%s: no quotes for them", self.id, ",".join(missing))
+            self.listed = listed
         out: dict[str, tuple] = {}
         if self.listed and self.capability == "fetchBidsAsks":
             for sym, t in ex.fetch_bids_asks(self.listed).items():
@@ -90,6 +96,10 @@ class _Venue:
         else:
             for sym in self.listed:
                 out[sym] = _top(ex.fetch_order_book(sym))
+        if self.listed and not any(s in out for s in self.listed):  # e.g. a body ccxt parsed into nothing
+            raise ValueError(f"{self.id}: the response holds none of the symbols asked for")
+        for sym in self.listed:
+            out.setdefault(sym, (None, None, None, None, None))  # missing: counted as a bad quote
         return out, time.monotonic(), time.time() * 1000.0
 
 
