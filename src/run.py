@@ -11,8 +11,12 @@ import time
 
 # Only the stdlib and the purge run before the bytecode caches are gone: every other
 # project module is imported afterwards, from source.
-from src.provenance.purge import purge_bytecode
-from src.runs.paths import RepoRootError, find_repo_root
+try:
+    from src.provenance.purge import purge_bytecode
+    from src.runs.paths import RepoRootError, find_repo_root
+except KeyboardInterrupt:  # Ctrl-C while this module loads: as in __main__ below, nothing was run
+    print("interrupted before the run started: nothing was run", file=sys.stderr)
+    sys.exit(130)
 
 EXIT_OK, EXIT_GATE, EXIT_USAGE, EXIT_PROVENANCE, EXIT_CRASH, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 USAGE = """usage: python -m src.run [KEY=VALUE | GROUP=OPTION ...]   (Hydra overrides)

@@ -74,7 +74,8 @@ def compare_two(a: RunRecord, b: RunRecord) -> dict[str, Any]:
         "b": {"label": b.label, "source": b.source, "status": b.status, "fingerprint": b.fingerprint},
         "same_fingerprint": same_fp,
         "kpis_equal": kpis_equal,
-        "nondeterminism": same_fp and not kpis_equal,
+        # only between results: an interrupted or abandoned run stops short of the same inputs' KPIs
+        "nondeterminism": same_fp and not kpis_equal and a.status == b.status == "completed",
         "not_results": [r.label for r in (a, b) if r.status != "completed"],
         "config_choices": _changed((pa.get("config") or {}).get("choices") or {}, (pb.get("config") or {}).get("choices") or {}),
         "config_values": _changed(flatten((pa.get("config") or {}).get("resolved") or {}),
