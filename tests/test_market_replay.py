@@ -347,3 +347,25 @@ def test_synthetic_export_replays_to_the_same_kpis(repo: Path) -> None:
     assert meta_a["fingerprint"] != meta_b["fingerprint"]
     assert meta_b["data"]["identity"]["sha256"] == hashlib.sha256((repo / "data/smoke.parquet").read_bytes()).hexdigest()
     assert "market_faults" not in load_json(b / "kpi_summary.json")
+
+
+@pytest.mark.slow
+def test_readme_market_data_commands(repo: Path) -> None:
+    """The README section's export and replay commands, as written (live and paced ones need the
+    internet or ten minutes: tests/test_market_live.py covers them against a local server)."""
+    import shlex
+    import re as _re
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Market data: replay, live, record → replay", 1)[1]
+    block = _re.findall(r"```sh\n(.*?)```", section, flags=_re.S)[0]
+    ran = 0
+    for line in block.splitlines():
+        cmd = line.split("  #")[0].strip()
+        if not cmd.startswith("python -m") or "market=live" in cmd or "clock=realtime" in cmd or "<run_id>" in cmd:
+            continue
+        args = shlex.split(cmd)
+        proc = run_cli(repo, *args[3:], module=args[2])
+        assert proc.returncode in (0, 1), f"{cmd}: {proc.stderr}"
+        ran += 1
+    assert ran == 2

@@ -83,7 +83,7 @@ def progress_wanted() -> bool:
 class Progress:
     """Elapsed and remaining time, ticks, trades and realized PnL; silent unless `enabled`."""
 
-    def __init__(self, total_ticks: int, tick_s: float, enabled: bool) -> None:
+    def __init__(self, total_ticks: int, tick_s: float, enabled: bool, label: str = "realtime") -> None:
         self.total, self.tick_s = total_ticks, tick_s
         self.trades, self.pnl_krw = 0, 0.0
         self._bar: Any = None
@@ -95,7 +95,7 @@ class Progress:
                             TextColumn("{task.completed}/{task.total} ticks"), TimeElapsedColumn(),
                             TextColumn("left {task.fields[left]}  trades {task.fields[trades]}  "
                                        "PnL {task.fields[pnl]} KRW"), transient=True)
-            self._task = self._bar.add_task("realtime", total=total_ticks, left=_hms(total_ticks * tick_s),
+            self._task = self._bar.add_task(label, total=total_ticks, left=_hms(total_ticks * tick_s),
                                             trades=0, pnl="0")
             self._bar.start()
 

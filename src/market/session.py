@@ -33,7 +33,7 @@ class MarketSession:
         if cfg.clock is ClockKind.realtime:
             from src.market.clock import PacedMarket, Progress, RealtimeClock, progress_wanted
 
-            progress = Progress(market.n_ticks, cfg.stage.tick_s, progress_wanted())
+            progress = Progress(market.n_ticks, cfg.stage.tick_s, progress_wanted(), cfg.market.kind)
             self._paced = self.market = PacedMarket(self.market, RealtimeClock(cfg.stage.tick_s, should_stop),
                                                     progress)
 
