@@ -213,6 +213,9 @@ def test_other_refusals(exported: Path, tmp_path: Path) -> None:
         _replay(_cfg(), tmp_path / "absent.parquet")
     with pytest.raises(ReplayError, match=r"recorded at tick_s=1.0, but stage.tick_s=0.5"):
         _replay(_cfg("stage.tick_s=0.5"), exported)
+    with pytest.raises(ReplayError, match=r"holds BTC, ETH, XRP but the run's universe is BTC, ETH, XRP, SOL.*"
+                                          r"universe.top_n=3"):
+        _replay(_cfg("universe.top_n=5"), exported)
     plain = tmp_path / "nometa.parquet"
     pq.write_table(pq.read_table(exported).replace_schema_metadata(None), plain)
     with pytest.raises(ReplayError, match="no book metadata: set market.book_levels"):

@@ -56,6 +56,11 @@ class ReplayMarket:
         if "tick_s" in self.meta and abs(float(self.meta["tick_s"]) - tick_s) > 1e-9 * max(1.0, tick_s):
             raise ReplayError(f"{self.label}: recorded at tick_s={self.meta['tick_s']}, but stage.tick_s={tick_s}: "
                               f"replay with stage.tick_s={self.meta['tick_s']}")
+        file_symbols = self.meta.get("symbols")
+        if isinstance(file_symbols, list) and file_symbols != list(self.symbols):
+            raise ReplayError(f"{self.label}: the file holds {', '.join(map(str, file_symbols))} but the run's universe "
+                              f"is {', '.join(self.symbols)}: pick the matching universe (e.g. "
+                              f"universe.top_n={len(file_symbols)}) or another file")
         self.book = self._book(spec)
         self.rows_in_file = pf.metadata.num_rows
         self.ticks_in_file = sum(b.t.size for b in self._blocks())
