@@ -3,7 +3,8 @@
 Hypothesis draws whole sessions -- universe size, duration, tick, mode, zone bands and
 exits, fees, floor multiplier, risk limits (tight max_open_positions, small daily loss
 limits so the kill switch fires, shallow books so fills are partial or refused), FX
-walk, odd chunkings and clock offsets across midnight, interruptions -- and runs both
+walk, odd chunkings and clock offsets across midnight, missing quotes (NaN),
+interruptions -- and runs both
 engines on the same market. Equal means: the same trades.jsonl lines in the same order
 of on_trade calls, the same repr() of the SessionResult (repr shows every float exactly
 and would show a numpy scalar leaking in) and the same KPI summary.
@@ -123,10 +124,13 @@ def cases(draw: st.DrawFn, max_slots: int = 1500) -> Case:
 
 
 class Rechunked:
-    """The same ticks cut into chunks of the given sizes, the clock shifted by `t_offset_s`."""
+    """The same ticks cut into chunks of the given sizes, the clock shifted by `t_offset_s`,
+    and optionally with holes: NaN in a random field of a share of slots and in the FX of a
+    share of ticks (a live venue down or stale: loop.valid_quotes)."""
 
-    def __init__(self, inner: Market, sizes: list[int], t_offset_s: float) -> None:
-        self.inner, self.sizes, self.t_offset_s = inner, sizes, t_offset_s
+    def __init__(self, inner: Market, sizes: list[int], t_offset_s: float, holes: float = 0.0,
+                 seed: int = 0) -> None:
+        self.inner, self.sizes, self.t_offset_s, self.holes, self.seed = inner, sizes, t_offset_s, holes, seed
         self.symbols, self.book, self.n_ticks = inner.symbols, inner.book, inner.n_ticks
 
     def identity(self) -> dict[str, Any]:
@@ -134,12 +138,19 @@ class Rechunked:
 
     def chunks(self, chunk_ticks: int):  # noqa: ANN201 - the requested size is ignored on purpose
         whole = next(iter(self.inner.chunks(self.inner.n_ticks)))
+        fields = ("usdt_bid", "usdt_ask", "krw_bid", "krw_ask", "usdt_size", "krw_size")
+        arrays = [whole.fx.copy(), *(getattr(whole, f).copy() for f in fields)]
+        if self.holes:
+            rng = np.random.default_rng(self.seed)
+            arrays[0][rng.random(whole.n) < self.holes / 4] = np.nan
+            field = rng.integers(1, len(arrays), size=arrays[1].shape)
+            hole = rng.random(arrays[1].shape) < self.holes
+            for f in range(1, len(arrays)):
+                arrays[f][hole & (field == f)] = np.nan
         a, j = 0, 0
         while a < whole.n:
             b = min(whole.n, a + self.sizes[j % len(self.sizes)])
-            yield MarketChunk(a, whole.t_s[a:b] + self.t_offset_s, whole.fx[a:b],
-                              *(getattr(whole, f)[a:b] for f in ("usdt_bid", "usdt_ask", "krw_bid", "krw_ask",
-                                                                  "usdt_size", "krw_size")))
+            yield MarketChunk(a, whole.t_s[a:b] + self.t_offset_s, *(x[a:b] for x in arrays))
             a, j = b, j + 1
 
 
@@ -181,6 +192,13 @@ def test_engines_equal_on_generated_sessions(case: Case) -> None:
        st.sampled_from([0.0, 86400.0 - 300.0, 86400.0 - 7.5, 3 * 86400.0 - 1000.0]))
 def test_engines_equal_across_chunkings_and_midnight(case: Case, sizes: list[int], t_offset_s: float) -> None:
     run_both(replace(case, market=Rechunked(case.market, sizes, t_offset_s)))
+
+
+@SMALL
+@given(cases(), st.lists(st.integers(1, 400), min_size=1, max_size=3), st.sampled_from([0.01, 0.1, 0.5, 0.95]),
+       st.integers(0, 2**32))
+def test_engines_equal_with_missing_quotes(case: Case, sizes: list[int], holes: float, seed: int) -> None:
+    run_both(replace(case, market=Rechunked(case.market, sizes, 0.0, holes, seed)))
 
 
 @SMALL

@@ -34,6 +34,7 @@ import numpy as np
 
 from src.engine import vectors as vec
 from src.engine.exits import exit_reason
+from src.engine.fills import Quote
 from src.engine.loop import (CHUNK_TICKS, SECONDS_PER_DAY, EngineParams, Position, SessionResult,
                              close_position, mark_to_market, try_entry)
 from src.market.tape import Market
@@ -61,7 +62,7 @@ class _Session:
         self.open: dict[int, Position] = {}
         self.day_pnl: dict[int, float] = {}
         self.last_exit: tuple[int, float] = (-(1 << 62), 0.0)  # (day, that day's PnL) after the latest exit
-        self.last: tuple[vec.Tape, int] | None = None  # the last tick run, for the mark to market
+        self.mtm_quote: dict[int, Quote] = {}  # an open symbol's last valid quote, for the mark to market
 
     def run(self) -> SessionResult:
         res = self.res
@@ -71,8 +72,8 @@ class _Session:
                     res.interrupted = True
                     break
         res.open_positions = [self.open[s] for s in sorted(self.open)]
-        res.unrealized_pnl_krw = sum(mark_to_market(p, self.last[0].quote(self.last[1], p.symbol_idx),
-                                                    self.params, self.book) for p in res.open_positions)
+        res.unrealized_pnl_krw = sum(mark_to_market(p, self.mtm_quote[p.symbol_idx], self.params, self.book)
+                                     for p in res.open_positions)
         return res
 
     def _chunk(self, tp: vec.Tape) -> bool:
@@ -123,11 +124,29 @@ class _Session:
         if n_sym:
             self._count(ran, busy, events, entries)
         res.ticks += ran
-        res.market_updates += ran * n_sym
-        if ran:
-            res.last_fx = float(tp.fx[ran - 1])
-            self.last = (tp, ran - 1)
+        self._last_quotes(ran)
         return stop_tick is not None
+
+    def _last_quotes(self, ran: int) -> None:
+        """What the reference carries from tick to tick: market updates, last FX, last valid quotes."""
+        tp, res = self.tp, self.res
+        if tp.valid is None:
+            res.market_updates += ran * self.n_sym
+            last = {s: ran - 1 for s in self.open} if ran else {}
+            fx_at = ran - 1
+        else:
+            res.market_updates += int(np.count_nonzero(tp.valid[:ran]))
+            last = {}
+            for s in self.open:
+                col = np.flatnonzero(tp.valid[:ran, s])
+                if col.size:
+                    last[s] = int(col[-1])
+            fx_ok = np.flatnonzero(~np.isnan(tp.fx[:ran]))  # the reference keeps the last FX that is not NaN
+            fx_at = int(fx_ok[-1]) if fx_ok.size else -1
+        if fx_at >= 0:
+            res.last_fx = float(tp.fx[fx_at])
+        for s, i in last.items():
+            self.mtm_quote[s] = tp.quote(i, s)
 
     def _prepare(self, tp: vec.Tape) -> None:
         """The chunk's signals; enterable slots are worked out later, a block at a time."""

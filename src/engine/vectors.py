@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from src.engine.fills import Legs, Quote, exit_spread_bps, mid_premium_bps
-from src.engine.loop import EngineParams
+from src.engine.loop import EngineParams, valid_quotes
 from src.market.book import depth
 from src.market.tape import BookShape, MarketChunk
 
@@ -32,13 +32,17 @@ class Tape:
     t: np.ndarray
     fx: np.ndarray
     q: Quote  # fields (n, symbols); fx as (n, 1) to broadcast
+    valid: np.ndarray | None  # loop.valid_quotes of the chunk; None: every quote is valid
 
     @classmethod
     def of(cls, ch: MarketChunk) -> "Tape":
         def f(a: np.ndarray) -> np.ndarray:
             return np.asarray(a, dtype=np.float64)
         fx = f(ch.fx)
-        return cls(ch.n, f(ch.t_s), fx, Quote(*(f(getattr(ch, k)) for k in _FIELDS), fx[:, None]))
+        q = Quote(*(f(getattr(ch, k)) for k in _FIELDS), fx[:, None])
+        # A sum is NaN if any term is (or on inf - inf): only then is the mask worth building.
+        maybe_nan = any(np.isnan(a.sum()) for a in (fx, *(getattr(q, k) for k in _FIELDS)))
+        return cls(ch.n, f(ch.t_s), fx, q, valid_quotes(ch) if maybe_nan else None)
 
     def quote(self, i: int, s: int) -> Quote:
         q = self.q
@@ -90,7 +94,10 @@ class Zones:
         np.copyto(down, up, where=go_up)  # spread: up if up >= down else down, as try_entry picks
         spread = down
         np.less(spread, self.lo[0], out=low)
-        keys = np.flatnonzero(np.logical_not(low, out=low))
+        np.logical_not(low, out=low)
+        if tp.valid is not None:
+            np.logical_and(low, tp.valid, out=low)  # a slot without a valid quote sits the tick out
+        keys = np.flatnonzero(low)
         si = keys % n_sym
         sp = spread.ravel()[keys]
         zi = np.full(keys.size, -2)
@@ -150,5 +157,7 @@ def first_exit(tp: Tape, s: int, a: int, b: int, entry_spread: float, entry_t: f
     hold = tp.t[a:b] - entry_t
     hit = ((-captured >= sl_bps) | (mid_premium_bps(col) * d < 0.0) | (captured >= tp_bps) | (hold >= hard_s)
            | ((hold >= soft_s) & (captured - fee_bps >= -min_loss_bps)))
+    if tp.valid is not None:
+        hit &= tp.valid[a:b, s]  # no exit check without a valid quote
     j = int(hit.argmax())
     return a + j if hit[j] else -1
