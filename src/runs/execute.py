@@ -14,6 +14,11 @@ from typing import Any, Callable
 
 import yaml
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: pinned run folders are not locked
+    fcntl = None  # type: ignore[assignment]
+
 from src.acceptance import gates
 from src.config.loader import LoadedConfig
 from src.config.schema import Engine
@@ -73,11 +78,36 @@ class _StopFlag:
             signal.signal(sig, old)
 
 
+_LOCKS: dict[Path, int] = {}  # run folder -> fd holding its lock (pinned run ids), until execute ends
+
+
+def _lock(paths: RunPaths) -> None:
+    """Hold logs/<stage>/.<run_id>.lock: a pinned folder is never replaced or written by two runs at once."""
+    if fcntl is None or paths.run_dir in _LOCKS:
+        return
+    fd = os.open(paths.run_dir.parent / f".{paths.run_id}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise RunPathError(f"run folder {paths.rel(paths.run_dir)} is in use by another run right now: "
+                           "wait for it to end, or pick another run.id") from None
+    _LOCKS[paths.run_dir] = fd
+
+
+def release_lock(paths: RunPaths | None) -> None:
+    fd = _LOCKS.pop(paths.run_dir, None) if paths is not None else None
+    if fd is not None:
+        os.close(fd)
+
+
 def claim_run_dir(root: Path, stage_id: str, run_id: str | None, universe: str, overwrite: bool) -> RunPaths:
     """Create the run folder in its final place; a pinned id replaces its folder only when asked."""
     for _ in range(20):
         paths = resolve_run_paths(root, stage_id, run_id or new_run_id(stage_id, universe))
         paths.run_dir.parent.mkdir(parents=True, exist_ok=True)
+        if run_id is not None:
+            _lock(paths)  # released when execute ends (or below, when the folder is refused)
         try:
             paths.run_dir.mkdir()
             return paths
@@ -85,6 +115,7 @@ def claim_run_dir(root: Path, stage_id: str, run_id: str | None, universe: str, 
             if run_id is None:
                 continue  # a parallel run drew the same suffix in the same second
             if not overwrite:
+                release_lock(paths)
                 raise RunPathError(f"run folder {paths.rel(paths.run_dir)} exists: pass run.overwrite=true "
                                    "to replace it, or pick another run.id")
             shutil.rmtree(paths.run_dir)  # a real folder under logs/ (resolve_run_paths refuses symlinks)
@@ -107,13 +138,16 @@ def execute(loaded: LoadedConfig, argv: list[str], purge: dict, t_start: float, 
     symbols = tuple(s.symbol for s in universe)
     applied = tuple(apply_profiles(cfg.zone_profile, symbols, cfg.stage.mode))
     n_ticks = int(cfg.stage.duration_s / cfg.stage.tick_s + 1e-9)
+    stop = _StopFlag()
     try:
         market = build_market(cfg.market, universe, cfg.seed, n_ticks, cfg.stage.tick_s, root)
         plot_symbol = cfg.plots.symbol or symbols[0]
         if plot_symbol not in symbols:
             raise ValueError(f"plots.symbol={plot_symbol!r}: not in the universe ({', '.join(symbols)})")
+        stop.install()  # before the folder exists: from here on a signal ends in a recorded `interrupted`
         paths = claim_run_dir(root, cfg.stage.id, cfg.run.id, cfg.universe.name, cfg.run.overwrite)
     except (RunPathError, ValueError) as exc:
+        stop.restore()
         print(f"error: {exc}", file=sys.stderr)
         return Outcome(EXIT_USAGE, "refused")
 
@@ -121,8 +155,6 @@ def execute(loaded: LoadedConfig, argv: list[str], purge: dict, t_start: float, 
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     logging.getLogger().addHandler(handler)
     logging.getLogger().setLevel(logging.INFO)
-    stop = _StopFlag()
-    stop.install()
     meta: dict[str, Any] = {}
     try:
         t1 = time.perf_counter()
@@ -213,6 +245,7 @@ def execute(loaded: LoadedConfig, argv: list[str], purge: dict, t_start: float, 
         stop.restore()
         logging.getLogger().removeHandler(handler)
         handler.close()
+        release_lock(paths)
 
     out(f"run: {paths.rel(paths.run_dir)}")
     out(f"status: {status}  fingerprint: {fp}")

@@ -223,7 +223,7 @@ def _abandoned_in_compare(bench: Bench) -> dict[str, str]:
 
 def _compare_listing(bench: Bench, figures) -> None:
     shown = _abandoned_in_compare(bench)
-    for run_dir in sorted(bench.stage.iterdir()):
+    for run_dir in sorted(p for p in bench.stage.iterdir() if p.is_dir()):
         meta_p = run_dir / "runtime_meta.json"
         status = load_json(meta_p)["status"] if meta_p.exists() else None
         if status in (None, "running"):  # every such process is gone by now
@@ -312,6 +312,30 @@ def test_ctrl_c_while_the_entry_module_loads(tmp_path: Path) -> None:
     assert proc.returncode == 130 and "Traceback" not in err, err
     assert err.strip() == "interrupted before the run started: nothing was run"
     assert not any((repo / "logs").iterdir())
+
+
+def test_signal_while_the_folder_is_claimed_is_recorded(tmp_path: Path) -> None:
+    """SIGINT just after the run folder is made (a slow disk, here a sleep): recorded `interrupted`.
+
+    Before the handlers were installed ahead of the claim, this left a folder holding only
+    run.log and the message "nothing was run".
+    """
+    repo = copy_repo(tmp_path / "repo")
+    ex = repo / "src/runs/execute.py"
+    text = ex.read_text()
+    claim = "            paths.run_dir.mkdir()\n            return paths\n"
+    assert claim in text
+    ex.write_text(text.replace(claim, "            paths.run_dir.mkdir()\n            time.sleep(2)\n"
+                                      "            return paths\n", 1))
+    proc = subprocess.Popen([sys.executable, "-m", "src.run", "run.id=slowdisk"], cwd=repo,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert _wait_for(repo / "logs/d92-5/slowdisk", proc)
+    time.sleep(0.2)
+    proc.send_signal(INT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "Traceback" not in err, (out, err)
+    meta = check_run_files(repo / "logs/d92-5/slowdisk")
+    assert meta is not None and meta["status"] == "interrupted" and meta["interrupted_by"] == "SIGINT"
 
 
 # -- injected crashes -----------------------------------------------------------------------
