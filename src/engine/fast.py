@@ -260,20 +260,27 @@ class _Session:
         self._push_next(s, k)
 
     def _schedule_exit(self, pos: Position, s: int, start: int) -> None:
-        """The first tick from `start` where the position exits becomes an exit event (none: a later chunk)."""
-        profile = self.params.applied[s].profile
-        zone, n = profile.zones[pos.zone_idx], self.tp.n
-        a, w = start, _FIRST_SCAN
-        while a < n:
-            b = min(n, a + w)
-            i = vec.first_exit(self.tp, s, a, b, pos.entry_spread_bps, pos.entry_t_s, pos.direction, zone.sl_bps,
-                               zone.tp_bps, profile.hard_limit_s, profile.soft_limit_s,
-                               self.params.round_trip_fee_bps, profile.min_loss_bps)
+        """The position's exit becomes an event if it falls in this chunk (else a later chunk scans on)."""
+        i = self._exit_tick(pos, s, start)
+        if i >= 0:
+            self.exit_key[s] = i * self.n_sym + s
+            heapq.heappush(self.heap, (i * self.n_sym + s, s))
+
+    def _exit_tick(self, pos: Position, s: int, a: int) -> int:
+        """The first tick from `a` where exit_reason fires for the position, or -1."""
+        tp, profile, fee = self.tp, self.params.applied[s].profile, self.params.round_trip_fee_bps
+        if a < tp.n and (tp.valid is None or tp.valid[a, s]) \
+                and exit_reason(pos, tp.quote(a, s), float(tp.t[a]), profile, fee) is not None:
+            return a  # many exits come on the next tick: the scalar rule is cheaper than a scan there
+        zone, a, w = profile.zones[pos.zone_idx], a + 1, _FIRST_SCAN
+        while a < tp.n:
+            b = min(tp.n, a + w)
+            i = vec.first_exit(tp, s, a, b, pos.entry_spread_bps, pos.entry_t_s, pos.direction, zone.sl_bps,
+                               zone.tp_bps, profile.hard_limit_s, profile.soft_limit_s, fee, profile.min_loss_bps)
             if i >= 0:
-                self.exit_key[s] = i * self.n_sym + s
-                heapq.heappush(self.heap, (i * self.n_sym + s, s))
-                return
+                return i
             a, w = b, 2 * w
+        return -1
 
     def _count(self, ran: int, busy: list[tuple[int, int, int]], events: list[tuple[int, int, int, float]],
                entries: int) -> None:
