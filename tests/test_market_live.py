@@ -6,6 +6,7 @@ fail on command: HTTP 500, a hang (the client times out), malformed JSON.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import re
 import signal
@@ -209,6 +210,24 @@ def test_exchanges_are_keyless_and_ccxt_refuses_private_calls(server: VenueServe
     real = LiveMarket(_spec(server, api_urls={}, rate_limit=True), UNIVERSE, 2, 1.0)
     assert all(v.ex.enableRateLimit for v in real.venues.values())
     assert "127.0.0.1" not in json.dumps(real.venues["binance"].ex.urls["api"])
+
+
+def test_live_config_is_checked() -> None:
+    from src.config.loader import ConfigError
+
+    for overrides, expect in (
+            ([], "clock=simulated: market=live polls venues in real time, so it needs clock=realtime"),
+            (["clock=realtime", "market.rate_limit=false"],
+             "market.rate_limit=false: allowed only against stand-in servers (market.api_urls); binance, upbit"),
+            (["clock=realtime", "market.max_quote_age_s=0"], "market.max_quote_age_s=0.0: must be > 0"),
+            (["clock=realtime", "market.usdt_venue=Bin ance"], "market.usdt_venue='Bin ance': must be a ccxt exchange id"),
+            (["clock=realtime", "+market.api_urls.upbit=ftp://x"], "must be an http(s) base URL")):
+        with pytest.raises(ConfigError, match=re.escape(expect)):
+            load_config(["stage=d92-5", "market=live", *overrides], REPO)
+    ok = load_config(["stage=d92-5", "market=live", "clock=realtime"], REPO).cfg.market
+    assert ok.rate_limit is True and ok.api_urls == {} and ok.record is True
+    with pytest.raises(ValueError, match="market venue 'nosuchvenue': not a ccxt exchange id"):
+        LiveMarket(dataclasses.replace(ok, usdt_venue="nosuchvenue"), UNIVERSE, 2, 1.0)  # build_market: exit 2
 
 
 # -- polling, faults, stale quotes -------------------------------------------------------------

@@ -188,6 +188,10 @@ def _check_live(p: list[str], m: LiveMarketConfig, clock: ClockKind) -> None:
             p.append(f"{k}.api_urls.{name}: not one of the venues in use ({', '.join(sorted({v for _, v in venues}))})")
         if not re.match(r"^https?://[^\s/]+", str(url)):
             p.append(f"{k}.api_urls.{name}={url!r}: must be an http(s) base URL like http://127.0.0.1:8080")
+    real = sorted({v for _, v in venues} - set(m.api_urls))
+    if not m.rate_limit and real:
+        p.append(f"{k}.rate_limit=false: allowed only against stand-in servers (market.api_urls); "
+                 f"{', '.join(real)} would be polled without ccxt's rate limiter")
     _num(p, f"{k}.max_quote_age_s", m.max_quote_age_s, lo=0, lo_open=True)
     _num(p, f"{k}.timeout_s", m.timeout_s, lo=0, lo_open=True, hi=120)
     _num(p, f"{k}.backoff_base_s", m.backoff_base_s, lo=0)
