@@ -47,13 +47,19 @@ def main(argv: list[str] | None = None) -> int:
         return _usage_error(str(exc))
     purge = purge_bytecode(root)
     t_purge = time.perf_counter() - t0
-    from src.config.loader import ConfigError, load_config
+    try:
+        from src.config.loader import ConfigError, load_config
+    except ImportError as exc:
+        return _import_error(exc)
 
     try:
         loaded = load_config(argv, root)
     except ConfigError as exc:
         return _usage_error(str(exc))
-    from src.runs.execute import execute
+    try:
+        from src.runs.execute import execute
+    except ImportError as exc:
+        return _import_error(exc)
 
     return execute(loaded, argv, purge, t_start=t0, t_purge=t_purge).exit_code
 
@@ -61,6 +67,16 @@ def main(argv: list[str] | None = None) -> int:
 def _usage_error(msg: str) -> int:
     print(f"error: {msg}", file=sys.stderr)
     return EXIT_USAGE
+
+
+def _import_error(exc: ImportError) -> int:
+    """A project module with no source left (its bytecode was purged), or a missing dependency."""
+    name = exc.name or ""
+    if name.split(".")[0] != "src":
+        return _usage_error(f"{exc}: install the dependencies listed in pyproject.toml")
+    print(f"error: import provenance refused: {exc}: its source file is missing from this checkout; "
+          f"restore it (e.g. git checkout -- {name.replace('.', '/')}.py)", file=sys.stderr)
+    return EXIT_PROVENANCE
 
 
 if __name__ == "__main__":

@@ -90,7 +90,9 @@ def test_purge_never_follows_symlinks_out(tmp_path: Path) -> None:
     report = purge_bytecode(repo)
     assert keep.read_bytes() == b"not yours"
     assert not real_cache.exists()
-    assert "src/linked" in report["skipped_symlinks"] and "src/__pycache__" in report["skipped_symlinks"]
+    assert "src/linked" in report["skipped_symlinks"]
+    # a symlinked cache is unlinked as a link (Python would load bytecode through it), its target kept
+    assert report["unlinked_cache_links"] == ["src/__pycache__"] and not (repo / "src" / "__pycache__").exists()
 
 
 def test_purge_tolerates_a_vanishing_cache(tmp_path: Path) -> None:

@@ -66,7 +66,7 @@ def read_folder(run_dir: Path, root: Path, label: str | None = None) -> RunRecor
     """Read a run folder; whatever is missing is None, never a crash."""
     meta_p, kpi_p, prov_p = run_dir / "runtime_meta.json", run_dir / "kpi_summary.json", run_dir / "provenance.json"
     if not meta_p.exists() and not kpi_p.exists():
-        if (run_dir / "run.log").exists():  # claimed by a run killed before its first record was written
+        if (run_dir / "run.log").exists() or not any(run_dir.iterdir()):  # a run killed before its first record
             return RunRecord(label or run_dir.name, "folder", "abandoned", None, None)
         raise RunNotFound(f"{run_dir}: no runtime_meta.json or kpi_summary.json: not a run folder")
     meta = _json(meta_p.read_text(encoding="utf-8"), str(meta_p)) if meta_p.exists() else {}

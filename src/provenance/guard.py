@@ -4,7 +4,9 @@ Checked before the engine starts (and again when the record is written, to cover
 imports): each loaded module of the project package resolves, after following
 symlinks, inside the repo root that holds the conf/ in use; it was loaded from a .py
 source, not a sourceless .pyc; the package is a regular package in exactly one folder,
-<root>/src; and no stray .pyc lies in the package tree outside __pycache__.
+<root>/src; no stray .pyc lies in the package tree outside __pycache__; and no symlink in
+the tree leads outside the repo or stands in for a __pycache__ folder (the purge skips links,
+so bytecode behind one would load unchecked).
 """
 from __future__ import annotations
 
@@ -62,6 +64,14 @@ def check_imports(root: Path, package: str = PACKAGE) -> dict:
         modules.append(name)
     if expected.is_dir() and not expected.is_symlink():
         for dirpath, dirnames, files in os.walk(expected, followlinks=False):
+            for name in (*dirnames, *files):  # the purge never follows a link, so bytecode behind one stays
+                link = Path(dirpath, name)
+                if link.is_symlink() and name == "__pycache__":
+                    violations.append(f"bytecode cache {link} is a symlink to {link.resolve()}: Python would load "
+                                      "bytecode through it that the purge cannot clear; delete the link")
+                elif link.is_symlink() and not link.resolve().is_relative_to(root):
+                    violations.append(f"{link} is a symlink to {link.resolve()}, outside the repo root {root}: "
+                                      "Python may load code through it; replace it with the real folder or file")
             dirnames[:] = [d for d in dirnames if d != "__pycache__"]
             for f in files:
                 if f.endswith((".pyc", ".pyo")):

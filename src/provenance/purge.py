@@ -2,7 +2,9 @@
 
 Safe by construction: only folders named __pycache__ strictly inside <root>/<package>,
 never through a symlink (symlinked folders are skipped, symlinked files are unlinked as
-links), and tolerant of a parallel run that purges or writes bytecode at the same time.
+links, and a __pycache__ that is a symlink is unlinked as a link, its target untouched:
+Python would otherwise load bytecode through it), and tolerant of a parallel run that
+purges or writes bytecode at the same time.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ def purge_bytecode(root: Path, packages: tuple[str, ...] = PROJECT_PACKAGES) -> 
     root = Path(root).resolve()
     removed_dirs = removed_files = 0
     skipped: list[str] = []
+    unlinked: list[str] = []
     for pkg in packages:
         base = root / pkg
         if base.is_symlink() or not base.is_dir():
@@ -28,7 +31,11 @@ def purge_bytecode(root: Path, packages: tuple[str, ...] = PROJECT_PACKAGES) -> 
                 full = os.path.join(dirpath, d)
                 if os.path.islink(full):
                     dirnames.remove(d)
-                    skipped.append(os.path.relpath(full, root))
+                    if d == "__pycache__":
+                        _unlink(full)
+                        unlinked.append(os.path.relpath(full, root))
+                    else:
+                        skipped.append(os.path.relpath(full, root))
                 elif d == "__pycache__":
                     dirnames.remove(d)
                     n = _remove_cache_dir(full)
@@ -36,7 +43,14 @@ def purge_bytecode(root: Path, packages: tuple[str, ...] = PROJECT_PACKAGES) -> 
                     removed_dirs += 1
     importlib.invalidate_caches()
     return {"packages": list(packages), "removed_dirs": removed_dirs, "removed_files": removed_files,
-            "skipped_symlinks": sorted(skipped)}
+            "skipped_symlinks": sorted(skipped), "unlinked_cache_links": sorted(unlinked)}
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)  # the link only: never its target
+    except FileNotFoundError:
+        pass  # a parallel run got here first
 
 
 def _remove_cache_dir(path: str) -> int:

@@ -32,7 +32,7 @@ from stress.helpers import check_run_files, leftover_temp_files, snapshot
 
 SUITE = "interrupts"
 LONG = ("stage=d92-5", "universe=top100", "stage.duration_s=86400")
-LONG_REFERENCE = ("stage=d92-5", "universe=top100", "stage.duration_s=14400", "engine=reference")
+LONG_REFERENCE = ("stage=d92-5", "universe=top100", "stage.duration_s=7200", "engine=reference")
 SHORTER = ("stage=d92-5", "universe=top100", "stage.duration_s=28800")  # the default suite's workload
 
 
@@ -287,16 +287,18 @@ def test_interrupted_run_is_refused_by_recheck_and_not_nondeterminism(bench: Ben
 
 
 def test_folder_without_a_record_is_listed_as_abandoned(bench: Bench) -> None:
-    """SIGKILL between claiming the folder and the first record leaves run.log only: abandoned, not an error."""
-    orphan = bench.stage / "orphan"
+    """SIGKILL between claiming the folder and the first record leaves run.log or nothing: abandoned, not an error."""
+    orphan, empty = bench.stage / "orphan", bench.stage / "empty"
     orphan.mkdir()
     (orphan / "run.log").touch()
+    empty.mkdir()  # killed between making the folder and opening run.log
     try:
         shown = _abandoned_in_compare(bench)
-        assert shown["orphan"] == "abandoned" and shown["sibling"] == "completed"
+        assert shown["orphan"] == shown["empty"] == "abandoned" and shown["sibling"] == "completed"
     finally:
         (orphan / "run.log").unlink()
         orphan.rmdir()
+        empty.rmdir()
 
 
 def test_ctrl_c_while_the_entry_module_loads(tmp_path: Path) -> None:
