@@ -25,6 +25,7 @@ import pytest
 from conftest import REPO, clean_env, load_json, run_cli
 from src.config.loader import load_config
 from src.config.schema import LiveMarketConfig, ReplayMarketConfig
+from src.engine.fast import run_session_fast
 from src.engine.loop import EngineParams, run_session
 from src.engine.zones import apply_profiles
 from src.market.live import LiveMarket
@@ -297,7 +298,7 @@ def test_recorded_session_replays_identically(server: VenueServer, tmp_path: Pat
             yield from _drive(rec, 0.1)
 
     trades: list[dict] = []
-    res = run_session(Paced(), _params(), trades.append)
+    res = run_session_fast(Paced(), _params(), trades.append)
     live.close()
     info = rec.close(res.ticks, {"market_faults": live.faults()})
     assert info["ticks"] == 24 and res.market_updates < 24 * 3  # some quotes were missing
@@ -317,11 +318,11 @@ def _live_args(server: VenueServer, run_id: str, duration: float, tick: float = 
     return ["stage=d92-5", "universe.top_n=3", f"stage.duration_s={duration}", f"stage.tick_s={tick}",
             "market=live", "clock=realtime", "market.rate_limit=false", "market.timeout_s=0.3",
             "market.backoff_base_s=0.1", "market.backoff_max_s=0.4", "market.max_quote_age_s=0.3",
-            f"+market.api_urls.upbit={server.url}", f"+market.api_urls.binance={server.url}",
-            "engine=reference", f"run.id={run_id}"]
+            f"+market.api_urls.upbit={server.url}", f"+market.api_urls.binance={server.url}", f"run.id={run_id}"]
 
 
 def _replay_args(run_id: str, live_id: str, duration: float, tick: float = 0.2) -> list[str]:
+    """The live runs use the default (fast) engine, the replays the reference one: same bytes either way."""
     return ["stage=d92-5", "universe.top_n=3", f"stage.duration_s={duration}", f"stage.tick_s={tick}",
             "market=replay", f"market.path=logs/d92-5/{live_id}/quotes.parquet", "engine=reference",
             f"run.id={run_id}"]

@@ -282,7 +282,6 @@ def test_reference_engine_skips_symbols_without_a_valid_quote() -> None:
     assert valid_quotes(chunk).shape == (100, 3) and not valid_quotes(chunk)[40:70].any()
 
 
-@pytest.mark.xfail(strict=False, reason="src/engine/fast.py must mirror loop.valid_quotes (issue 5 note)")
 def test_fast_engine_mirrors_the_reference_on_missing_quotes() -> None:
     cfg = _cfg("stage.duration_s=600")
     base = _synthetic(cfg)
