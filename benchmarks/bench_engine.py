@@ -54,7 +54,7 @@ class _Clocked:
     """A market whose chunk generation time is summed into `gen_s`."""
 
     def __init__(self, inner: Any) -> None:
-        self.inner, self.gen_s = inner, 0.0
+        self.inner, self.gen_s, self.gen_cpu_s = inner, 0.0, 0.0
         self.symbols, self.book, self.n_ticks = inner.symbols, inner.book, inner.n_ticks
 
     def identity(self) -> dict[str, Any]:
@@ -63,13 +63,14 @@ class _Clocked:
     def chunks(self, chunk_ticks: int) -> Iterator[Any]:
         it = iter(self.inner.chunks(chunk_ticks))
         while True:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             try:
                 chunk = next(it)
             except StopIteration:
                 return
             finally:
                 self.gen_s += time.perf_counter() - t0
+                self.gen_cpu_s += time.process_time() - c0
             yield chunk
 
 
@@ -92,27 +93,32 @@ def child(engine: str, overrides: list[str]) -> dict[str, Any]:
     market = _Clocked(build_market(cfg.market, universe, cfg.seed, n_ticks, cfg.stage.tick_s, ROOT))
     digest = hashlib.sha256()
     run = run_session_fast if engine == "fast" else run_session
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     res = run(market, params, lambda t: digest.update(json.dumps(t, sort_keys=True).encode()))
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     return {"engine": engine, "symbols": len(symbols), "ticks": res.ticks, "tick_s": cfg.stage.tick_s,
             "symbol_ticks": res.ticks * len(symbols), "wall_s": wall, "gen_s": market.gen_s,
-            "engine_s": wall - market.gen_s, "trades": len(res.trades), "trades_sha256": digest.hexdigest(),
+            "engine_s": wall - market.gen_s, "engine_cpu_s": cpu - market.gen_cpu_s, "trades": len(res.trades), "trades_sha256": digest.hexdigest(),
             "peak_rss_mb": peak_rss_mb()}
 
 
-def measure(engine: str, overrides: list[str], repeat: int) -> dict[str, Any]:
-    """Median over `repeat` fresh subprocesses (the machine is shared: timings are noisy)."""
-    runs = []
+def measure(specs: list[tuple[str, list[str]]], repeat: int) -> list[dict[str, Any]]:
+    """Each (engine, overrides) in a fresh subprocess, `repeat` rounds taking turns (so a
+    burst of load on this shared machine hits all alike); per spec, the median of each figure."""
+    runs: list[list[dict[str, Any]]] = [[] for _ in specs]
     for _ in range(repeat):
-        out = subprocess.run([sys.executable, __file__, "--child", engine, *overrides], cwd=ROOT,
-                             capture_output=True, text=True, check=True)
-        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    med = dict(runs[0])
-    for key in ("wall_s", "gen_s", "engine_s", "peak_rss_mb"):
-        med[key] = statistics.median(r[key] for r in runs)
-    assert len({r["trades_sha256"] for r in runs}) == 1, "same inputs gave different trades"
-    return med
+        for j, (engine, overrides) in enumerate(specs):
+            out = subprocess.run([sys.executable, __file__, "--child", engine, *overrides], cwd=ROOT,
+                                 capture_output=True, text=True, check=True)
+            runs[j].append(json.loads(out.stdout.strip().splitlines()[-1]))
+    meds = []
+    for r in runs:
+        med = dict(r[0])
+        for key in ("wall_s", "gen_s", "engine_s", "engine_cpu_s", "peak_rss_mb"):
+            med[key] = statistics.median(x[key] for x in r)
+        assert len({x["trades_sha256"] for x in r}) == 1, "same inputs gave different trades"
+        meds.append(med)
+    return meds
 
 
 def row(name: str, m: dict[str, Any]) -> str:
@@ -142,21 +148,26 @@ def main() -> int:
     for name, (fast_ov, ref_ov) in (QUICK if args.quick else WORKLOADS).items():
         if args.full_reference:
             ref_ov = None
-        fast = measure("fast", fast_ov, repeat)
-        print(row(name, fast), flush=True)
-        if ref_ov is not None:
-            fast_slice = measure("fast", ref_ov, repeat)
-            print(row(f"{name} (slice)", fast_slice), flush=True)
+        if ref_ov is None:
+            fast, ref = measure([("fast", fast_ov), ("reference", fast_ov)], repeat)
+            fast_slice, rows = fast, [(name, fast), (name, ref)]
         else:
-            fast_slice = fast
-        ref = measure("reference", ref_ov or fast_ov, repeat)
-        print(row(f"{name} (slice)" if ref_ov else name, ref), flush=True)
+            fast, fast_slice, ref = measure([("fast", fast_ov), ("fast", ref_ov), ("reference", ref_ov)], repeat)
+            rows = [(name, fast), (f"{name} (slice)", fast_slice), (f"{name} (slice)", ref)]
+        for label, m in rows:
+            print(row(label, m), flush=True)
         assert ref["trades_sha256"] == fast_slice["trades_sha256"], f"{name}: engines disagree"
-        ratio = (fast["symbol_ticks"] / fast["engine_s"]) / (ref["symbol_ticks"] / ref["engine_s"])
-        summary.append(f"{name}: fast {fast['symbol_ticks'] / fast['engine_s'] / 1e6:.2f} Mst/s vs reference "
-                       f"{ref['symbol_ticks'] / ref['engine_s'] / 1e6:.2f} Mst/s"
-                       + (f" (reference timed on a {ref['ticks'] * ref['tick_s'] / 3600:g} h slice)" if ref_ov else "")
-                       + f" -> {ratio:.1f}x; same trades on the common span: yes")
+
+        def rate(m: dict[str, Any], key: str = "engine_s") -> float:
+            return m["symbol_ticks"] / m[key] / 1e6
+        cpu = "engine_cpu_s"
+        line = (f"{name}: fast {rate(fast):.2f} Mst/s vs reference {rate(ref):.2f} Mst/s"
+                + (f" (reference timed on a {ref['ticks'] * ref['tick_s'] / 3600:g} h slice)" if ref_ov else "")
+                + f" -> {rate(fast) / rate(ref):.1f}x (CPU time: {rate(fast, cpu) / rate(ref, cpu):.1f}x)")
+        if ref_ov:
+            line += (f"; both on the slice: {rate(fast_slice):.2f} vs {rate(ref):.2f} -> "
+                     f"{rate(fast_slice) / rate(ref):.1f}x (CPU time: {rate(fast_slice, cpu) / rate(ref, cpu):.1f}x)")
+        summary.append(line + "; same trades on the common span: yes")
     print()
     print("\n".join(summary))
     return 0
