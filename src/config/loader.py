@@ -72,8 +72,8 @@ def one_line(exc: BaseException) -> str:
     cur: BaseException | None = exc
     while cur is not None:
         text = str(cur).strip()
-        # OmegaConf chains a templated copy of its own message ('$VALUE'): skip it.
-        if text and "$VALUE" not in text and not any(text in q for q in parts):
+        # OmegaConf chains a templated copy of its own message ('$VALUE', '$KEY'): skip it.
+        if text and not re.search(r"\$[A-Z_]{3,}", text) and not any(text in q for q in parts):
             parts.append(text)
         cur = cur.__cause__ or cur.__context__
     msg = " | ".join(parts)

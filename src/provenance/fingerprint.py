@@ -9,8 +9,8 @@ FINGERPRINT_VERSION = 1
 # Keys that do not decide a run's result: run id and overwrite flag name a folder; the
 # engine choice only decides how fast it is computed (fast and reference engines give
 # byte-identical trades and KPIs, tests/test_engine_equivalence.py), so switching
-# engines keeps the fingerprint.
-VOLATILE_CONFIG_KEYS = ("run", "engine")
+# engines keeps the fingerprint; the clock only paces the same ticks in wall time.
+VOLATILE_CONFIG_KEYS = ("run", "engine", "clock")
 
 
 def config_digest(resolved: dict[str, Any]) -> str:
