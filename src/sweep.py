@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from src.runs.atomic import write_json_atomic
+from src.runs.atomic import write_json_atomic, write_text_atomic
 from src.runs.paths import LOGS_DIRNAME, RepoRootError, find_repo_root, new_run_id
 
 EXIT_OK, EXIT_GATE, EXIT_USAGE, EXIT_CRASH, EXIT_INTERRUPTED = 0, 1, 2, 4, 130
@@ -186,11 +186,16 @@ def multirun(argv: list[str]) -> int:
         raise
     finally:
         GlobalHydra.instance().clear()
+        _redact_hydra_copy(sweep_dir / "multirun.yaml")
+    from src.provenance.record import redact
+
     jobs = collect(returns)
+    for j in jobs:  # the command line as typed may hold a secret: redacted as in runtime_meta.json
+        j["overrides"] = redact(j["overrides"])
     codes = [j["exit_code"] for j in jobs]
     summary = {
         "sweep_id": sweep_id,
-        "argv": argv,
+        "argv": redact(argv),
         "launcher": launcher,
         "driver": {"host": socket.gethostname(), "pid": os.getpid()},
         "wall_s": round(time.perf_counter() - t0, 3),
@@ -201,6 +206,20 @@ def multirun(argv: list[str]) -> int:
     write_json_atomic(sweep_dir / "summary.json", summary)
     print_table(summary, sweep_dir.relative_to(root).as_posix())
     return summary["exit_code"]
+
+
+def _redact_hydra_copy(path: Path) -> None:
+    """Hydra's own copy of the sweep config (multirun.yaml) holds the overrides as typed: redact it too."""
+    if not path.is_file():
+        return
+    import yaml
+
+    from src.provenance.record import redact
+
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    clean = redact(data)
+    if clean != data:
+        write_text_atomic(path, yaml.safe_dump(clean, sort_keys=False))
 
 
 def print_table(summary: dict[str, Any], where: str) -> None:

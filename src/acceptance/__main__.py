@@ -40,7 +40,10 @@ def recheck(run_dir: Path) -> dict:
     kpi_path = (run_dir / "kpi_summary.json").relative_to(root).as_posix()
     lock = (meta.get("guard") or {}).get("hardlock_final") or (meta.get("guard") or {}).get("hardlock") or {}
     metrics = gates.build_metrics(kpi, kpi_path, kpi.get("zone_profiles_loaded"), lock.get("violations"))
-    result = gates.evaluate(rules, metrics)
+    try:
+        result = gates.evaluate(rules, metrics)
+    except (KeyError, TypeError, AttributeError) as exc:  # a hand-edited record: say so, in one line
+        raise RunReadError(f"{run_dir / 'runtime_meta.json'}: malformed acceptance rules ({exc!r})") from None
     result["status"] = meta.get("status")
     return result
 

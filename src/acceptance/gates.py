@@ -1,12 +1,15 @@
 """Evaluate acceptance rules against a run's metrics and print them as a table."""
 from __future__ import annotations
 
+import operator
 from pathlib import PurePosixPath
 from typing import Any
 
 from src.engine.exits import EXIT_REASONS
 
 _MISSING = object()
+_NUMERIC = {"ge": operator.ge, "gt": operator.gt, "le": operator.le, "lt": operator.lt, "eq": operator.eq,
+            "ne": operator.ne}
 
 
 def _compare(op: str, actual: Any, value: Any) -> bool:
@@ -19,10 +22,11 @@ def _compare(op: str, actual: Any, value: Any) -> bool:
         return isinstance(actual, str) and parent in PurePosixPath(actual).parents
     if not isinstance(actual, (int, float)) or isinstance(actual, bool):
         return False
-    return {
-        "ge": actual >= value, "gt": actual > value, "le": actual <= value,
-        "lt": actual < value, "eq": actual == value, "ne": actual != value,
-    }[op]
+    # Rules are data: an unknown op or a threshold that is not a number (a hand-edited record
+    # re-checked by `python -m src.acceptance`) fails the rule; nothing is looked up or run.
+    if op not in _NUMERIC or not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    return _NUMERIC[op](actual, value)
 
 
 def derived_metrics(kpi: dict[str, Any]) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """runtime_meta.json: the run's record. The only file allowed to hold volatile facts."""
 from __future__ import annotations
 
+import os
 import platform
 import re
 import socket
@@ -13,7 +14,7 @@ from src.provenance.fingerprint import VOLATILE_CONFIG_KEYS
 
 SCHEMA_VERSION = 1
 KEY_PACKAGES = ("numpy", "hydra-core", "omegaconf", "xxhash", "dvc", "PyYAML")
-_SECRET_KEY = re.compile(r"(secret|token|passw|api[_-]?key|private[_-]?key|credential|auth)", re.I)
+_SECRET_KEY = re.compile(r"(secret|token|passw|api[_-]?key|access[_-]?key|private[_-]?key|credential|auth)", re.I)
 _SECRET_VALUE = re.compile(r"^(?=.*\d)(?=.*[a-z])(?=.*[A-Z])[A-Za-z0-9+/=_]{32,}$")  # API-key-like
 REDACTED = "***redacted***"
 
@@ -41,8 +42,17 @@ def environment() -> dict[str, Any]:
     }
 
 
+def _env_secrets() -> list[str]:
+    """Values of environment variables named like secrets (UPBIT_SECRET_KEY, DB_PASSWORD, ...).
+
+    Only matched against what is about to be recorded (a value typed on the command line
+    or pulled in with ${oc.env:...}), never recorded themselves.
+    """
+    return [v for k, v in os.environ.items() if _SECRET_KEY.search(k) and len(v) >= 8]
+
+
 def redact(obj: Any, key: str = "") -> Any:
-    """Replace values under secret-looking keys, and key-like strings anywhere."""
+    """Replace values under secret-looking keys, key-like strings and secret env values anywhere."""
     if isinstance(obj, dict):
         return {k: redact(v, str(k)) for k, v in obj.items()}
     if isinstance(obj, list):
@@ -50,11 +60,12 @@ def redact(obj: Any, key: str = "") -> Any:
     if isinstance(obj, str):
         if key and _SECRET_KEY.search(key):
             return REDACTED
+        leaked = any(s in obj for s in _env_secrets())
         if "=" in obj:  # an override such as +api_key=...
             k, _, v = obj.partition("=")
-            if _SECRET_KEY.search(k) or _SECRET_VALUE.match(v):
+            if _SECRET_KEY.search(k) or _SECRET_VALUE.match(v) or (leaked and not any(s in k for s in _env_secrets())):
                 return f"{k}={REDACTED}"
-        if _SECRET_VALUE.match(obj):
+        if _SECRET_VALUE.match(obj) or leaked:
             return REDACTED
     elif key and _SECRET_KEY.search(key) and obj is not None:
         return REDACTED
