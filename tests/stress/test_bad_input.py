@@ -42,7 +42,7 @@ class Bad:
     files: dict[str, str | bytes] = field(default_factory=dict)  # written into the repo copy first
     where: str = "loader"  # loader: in process and CLI; cli: only the CLI sees it (flags, execute's checks)
     replay: bool = False  # needs the replay tick files (made by the `ticks` fixture)
-    sample: bool = False  # part of the CLI subset of the default (fast) suite
+    sample: bool = False  # run through the CLI in the default (fast) suite too
 
 
 def B(id: str, *args: str, needle: str, **kw: Any) -> Bad:
@@ -69,7 +69,7 @@ CASES: list[Bad] = [
     B("top-n-negative", "universe.top_n=-1", needle="universe.top_n=-1"),
     B("top-n-fraction", "universe.top_n=2.5", needle="universe.top_n"),
     B("fee-over-1000-bps", "costs.usdt_venue.taker_fee_bps=1001", needle="costs.usdt_venue.taker_fee_bps"),
-    B("fee-nan", "costs.krw_venue.maker_fee_bps=nan", needle="costs.krw_venue.maker_fee_bps", sample=True),
+    B("fee-nan", "costs.krw_venue.maker_fee_bps=nan", needle="costs.krw_venue.maker_fee_bps"),
     B("floor-negative", "costs.floor_multiplier=-0.1", needle="costs.floor_multiplier"),
     B("notional-zero", "risk.max_notional_usd=0", needle="risk.max_notional_usd"),
     B("loss-limit-negative", "risk.daily_loss_limit_usd=-1", needle="risk.daily_loss_limit_usd"),
@@ -109,7 +109,7 @@ CASES: list[Bad] = [
     B("symbol-price-zero", "symbols.ranked.0.usd_price=0", needle="usd_price"),
     B("symbol-duplicate", "symbols.ranked.1.symbol=BTC", needle="duplicate symbols ['BTC']"),
     # -- group options and override grammar ----------------------------------------------------
-    B("market-option-unknown", "market=nope", needle="market/nope", sample=True),
+    B("market-option-unknown", "market=nope", needle="market/nope"),
     B("costs-option-unknown", "costs=nope", needle="costs/nope"),
     B("zone-option-unknown", "zone_profile=nope", needle="zone_profile/nope"),
     B("symbols-option-unknown", "symbols=nope", needle="symbols/nope"),
@@ -118,7 +118,7 @@ CASES: list[Bad] = [
     B("override-no-key", "=5", needle="override"),
     B("append-existing-key", "+seed=1", needle="seed"),
     B("delete-stage", "~stage", needle="stage"),
-    B("sweep-without-m", "seed=1,2", needle="--multirun", sample=True),
+    B("sweep-without-m", "seed=1,2", needle="--multirun"),
     B("env-interpolation-unset", "seed=${oc.env:STRESS_SURELY_UNSET_VAR}", needle="STRESS_SURELY_UNSET_VAR"),
     B("interpolation-to-nowhere", "stage.duration_s=${nonexistent.key}", needle="nonexistent.key"),
     B("replay-without-path", "market=replay", needle="market.path"),
@@ -194,7 +194,7 @@ CASES: list[Bad] = [
              "  acceptance:\n    - {id: X, metrics: [kpi.round_trips], op: \"__import__('os').system('id')\"}\n"}),
     B("stage-file-unknown-key", "stage=bad_typo", needle="durration_s",
       files={"conf/stage/bad_typo.yaml": GLOBAL + "defaults:\n  - d92-5\n  - _self_\nstage:\n  durration_s: 5\n"}),
-    B("root-config-malformed", needle="config.yaml", sample=True,
+    B("root-config-malformed", needle="config.yaml",
       files={"conf/config.yaml": "defaults:\n  - root_schema\n  - symbols: [default\n"}),
     B("root-config-unknown-option", needle="costs/nope",
       files={"conf/config.yaml": (REPO / "conf/config.yaml").read_text().replace("costs: default", "costs: nope")}),
@@ -285,9 +285,12 @@ def _load_and_build(args: tuple[str, ...], repo: Path) -> None:
 
 
 IN_PROCESS = [c for c in CASES if c.where == "loader"]
+# The default suite loads every third case in process (and the replay files); -m slow loads the rest.
+IN_PROCESS_PARAMS = [pytest.param(c, id=c.id, marks=[] if i % 3 == 0 or c.replay else [pytest.mark.slow])
+                     for i, c in enumerate(IN_PROCESS)]
 
 
-@pytest.mark.parametrize("case", IN_PROCESS, ids=[c.id for c in IN_PROCESS])
+@pytest.mark.parametrize("case", IN_PROCESS_PARAMS)
 def test_bad_input_in_process(case: Bad, bad_repo: Path, tmp_path: Path, figures) -> None:
     figures.add(SUITE, "tried")
     repo = bad_repo
@@ -303,6 +306,9 @@ def test_bad_input_in_process(case: Bad, bad_repo: Path, tmp_path: Path, figures
     figures.add(SUITE, "rejected cleanly")
 
 
+CLI_ONLY_FAST = ("plot-symbol-unknown", "flag-hydra-cfg", "sweep-option-unknown")
+
+
 def _cli_case(case: Bad, root: Path, bad_repo: Path) -> None:
     repo = copy_repo(root)
     _write_files(repo, case.files)
@@ -316,7 +322,7 @@ def _cli_case(case: Bad, root: Path, bad_repo: Path) -> None:
     assert run_folders(repo) == [] and left == [], f"{case.id}: left {left}"
 
 
-FAST_CLI = [c for c in CASES if c.sample or c.where == "cli"]
+FAST_CLI = [c for c in CASES if c.sample or (c.where == "cli" and c.id in CLI_ONLY_FAST)]
 
 
 @pytest.mark.parametrize("case", FAST_CLI, ids=[c.id for c in FAST_CLI])
@@ -436,7 +442,7 @@ def _fuzz(max_examples: int):
 
 
 def test_fuzz_config_values(figures) -> None:
-    _fuzz(25)(figures=figures)
+    _fuzz(12)(figures=figures)
 
 
 @pytest.mark.slow

@@ -327,7 +327,7 @@ def test_signal_while_the_folder_is_claimed_is_recorded(tmp_path: Path) -> None:
     text = ex.read_text()
     claim = "            paths.run_dir.mkdir()\n            return paths\n"
     assert claim in text
-    ex.write_text(text.replace(claim, "            paths.run_dir.mkdir()\n            time.sleep(2)\n"
+    ex.write_text(text.replace(claim, "            paths.run_dir.mkdir()\n            time.sleep(1)\n"
                                       "            return paths\n", 1))
     proc = subprocess.Popen([sys.executable, "-m", "src.run", "run.id=slowdisk"], cwd=repo,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

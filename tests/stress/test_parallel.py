@@ -120,6 +120,7 @@ def check_parallel_jobs(repo: Path, groups: dict[str, list[list[str]]], figures)
     figures.add(SUITE, "purges by the test process meanwhile", purger.n)
 
 
+@pytest.mark.slow
 def test_same_pinned_id_at_once_one_winner(tmp_path: Path, figures) -> None:
     repo = copy_repo(tmp_path / "repo")
     procs = [_start(repo, "run.id=pinned") for _ in range(4)]

@@ -62,6 +62,7 @@ def test_path_tricks_are_refused_by_the_resolver(kind: str, tmp_path: Path, figu
 LOADER_TRICKS = ["..", "../x", "/tmp/x", "a/b", "~", "x y", "$HOME", "'${oc.env:HOME}'", "a..b"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["stage.id", "run.id"])
 def test_path_tricks_are_refused_by_the_loader(kind: str, figures) -> None:
     for trick in LOADER_TRICKS:
@@ -77,14 +78,15 @@ def _outside_snapshot(root: Path, repo: Path) -> dict[str, str]:
     return {k: v for k, v in snapshot(root).items() if not k.startswith(f"{repo.name}/logs/")}
 
 
-def test_cli_ids_and_links_never_write_outside_logs(tmp_path: Path, figures) -> None:
+@pytest.mark.parametrize("full", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["links", "ids-and-links"])
+def test_cli_ids_and_links_never_write_outside_logs(full: bool, tmp_path: Path, figures) -> None:
     repo = copy_repo(tmp_path / "repo")
     outside = tmp_path / "outside"
     (outside / "pinned").mkdir(parents=True)
     (outside / "pinned" / "precious.txt").write_text("keep me")
     before = _outside_snapshot(tmp_path, repo)
     cases = [("run.id=../../outside",), ("stage.id=../outside",), ("run.id=${oc.env:HOME}",),
-             ("stage.id=/tmp",), ("run.id=..",)]
+             ("stage.id=/tmp",), ("run.id=..",)] if full else []
     for args in cases:
         figures.add("security: ids", "path tricks tried")
         assert_clean_user_error(run_cli(repo, *args), 2)
@@ -320,9 +322,10 @@ def _replay_file(repo: Path) -> None:
     export(market, repo / "data/ticks.parquet", 1.0, {"usdt": "synthetic:binance", "krw": "synthetic:upbit"})
 
 
-def test_no_secret_reaches_any_output(tmp_path: Path, figures) -> None:
+@pytest.mark.parametrize("full", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["runs", "every-path"])
+def test_no_secret_reaches_any_output(full: bool, tmp_path: Path, figures) -> None:
+    """Default: a run, a sweep, a secret interpolated and one typed; slow: also replay, Ctrl-C, re-check, compare."""
     repo = copy_repo(tmp_path / "repo")
-    _replay_file(repo)
     values = _secrets()
     env = clean_env(**values)
     texts: list[str] = []
@@ -332,11 +335,24 @@ def test_no_secret_reaches_any_output(tmp_path: Path, figures) -> None:
         texts.extend([proc.stdout, proc.stderr])
         return proc
 
-    assert cli("run.id=plain").returncode == 0
-    assert cli("run.id=replay", "market=replay", "market.path=data/ticks.parquet").returncode in (0, 1)
     assert cli("run.id=interp", "stage.description=${oc.env:BINANCE_API_SECRET}").returncode == 0
     assert cli("run.id=typed", f"stage.description={values['DB_PASSWORD']}").returncode == 0
     assert cli("-m", f"stage.description={values['UPBIT_SECRET_KEY']}", "seed=1,2").returncode == 0
+    if full:
+        _every_other_path(repo, env, values, cli, texts)
+    figures.add("security: secrets", "secrets planted in the environment", len(values))
+    n, hits = _search(repo / "logs", values, texts)
+    figures.add("security: secrets", "files searched", n)
+    figures.add("security: secrets", "secrets found in outputs", len(hits))
+    assert not hits, hits
+    meta = load_json(repo / "logs/d92-5/interp/runtime_meta.json")
+    assert meta["config"]["resolved"]["stage"]["description"] == "***redacted***"
+
+
+def _every_other_path(repo: Path, env: dict[str, str], values: dict[str, str], cli, texts: list[str]) -> None:
+    _replay_file(repo)
+    assert cli("run.id=plain").returncode == 0
+    assert cli("run.id=replay", "market=replay", "market.path=data/ticks.parquet").returncode in (0, 1)
     # an interrupted run
     proc = subprocess.Popen([sys.executable, "-m", "src.run", "universe=top100", "stage.duration_s=28800",
                              "run.id=cut"], cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -348,13 +364,6 @@ def test_no_secret_reaches_any_output(tmp_path: Path, figures) -> None:
     cli("logs/d92-5/plain", module="src.acceptance")
     cli("plain", "typed", "--json", module="src.compare")
     cli("--stage", "d92-5", "--markdown", module="src.compare")
-    figures.add("security: secrets", "secrets planted in the environment", len(values))
-    n, hits = _search(repo / "logs", values, texts)
-    figures.add("security: secrets", "files searched", n)
-    figures.add("security: secrets", "secrets found in outputs", len(hits))
-    assert not hits, hits
-    meta = load_json(repo / "logs/d92-5/interp/runtime_meta.json")
-    assert meta["config"]["resolved"]["stage"]["description"] == "***redacted***"
 
 
 # -- paper mode: public endpoints only ----------------------------------------------------------------

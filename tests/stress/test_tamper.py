@@ -97,10 +97,10 @@ def _source_deleted_bytecode_left(here: Path, tmp: Path):
 
 REFUSALS = [
     Refusal("symlinked-subpackage", _symlinked_subpackage),
-    Refusal("symlinked-module-file", _symlinked_module_file),
+    Refusal("symlinked-module-file", _symlinked_module_file, slow=True),
     Refusal("pth-file-in-venv-site-packages", _pth_in_venv_site_packages),
     Refusal("sitecustomize-on-pythonpath", _sitecustomize_on_pythonpath, slow=True),
-    Refusal("source-deleted-bytecode-left", _source_deleted_bytecode_left, slow=True),
+    Refusal("source-deleted-bytecode-left", _source_deleted_bytecode_left),
 ]
 
 
@@ -186,7 +186,8 @@ def clean_fingerprint(tmp_path_factory: pytest.TempPathFactory) -> str:
     return load_json(repo / "logs/d92-5/clean/runtime_meta.json")["fingerprint"]
 
 
-@pytest.mark.parametrize("case", sorted(NEUTRALISED))
+@pytest.mark.parametrize("case", [pytest.param(c, marks=[pytest.mark.slow] if c == "planted-unchecked-pyc" else [])
+                                  for c in sorted(NEUTRALISED)])
 def test_planted_bytecode_never_runs(case: str, tmp_path: Path, clean_fingerprint: str, figures) -> None:
     figures.add(SUITE, "cases tried")
     here = copy_repo(tmp_path / "here")
@@ -335,9 +336,9 @@ def _nothing_but_mtime(rep: dict, text: str, a: dict, b: dict) -> None:
 VISIBLE = [
     Visible("edited-source-file", _edit("src/engine/exits.py", "    hold = t - pos.entry_t_s\n",
                                         "    hold = t - pos.entry_t_s  # held\n"),
-            ("src/engine/exits.py",), _changed_code("src/engine/exits.py", "modified")),
+            ("src/engine/exits.py",), _changed_code("src/engine/exits.py", "modified"), slow=True),
     Visible("added-source-file", _add_source, ("src/engine/backdoor.py",),
-            _changed_code("src/engine/backdoor.py", "added")),
+            _changed_code("src/engine/backdoor.py", "added"), slow=True),
     Visible("edited-zone-profile", _edit("conf/zone_profile/default.yaml", "tp_bps: 35.0", "tp_bps: 35.5"),
             ("conf/zone_profile/default.yaml",), _changed_zone),
     Visible("edited-used-config-value", _edit("conf/costs/default.yaml", "taker_fee_bps: 10.0", "taker_fee_bps: 10.5"),
