@@ -172,6 +172,7 @@ def multirun(argv: list[str]) -> int:
         returns = hydra.multirun(CONFIG_NAME, job, hydra_overrides + overrides, with_log_configuration=False)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        _drop_unused(sweep_dir)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"interrupted: sweep {sweep_dir.relative_to(root).as_posix()} (no summary)", file=sys.stderr)
@@ -182,6 +183,7 @@ def multirun(argv: list[str]) -> int:
 
         if isinstance(exc, (HydraException, OmegaConfBaseException)):
             print(f"error: {one_line(exc)}", file=sys.stderr)
+            _drop_unused(sweep_dir)
             return EXIT_USAGE
         raise
     finally:
@@ -206,6 +208,13 @@ def multirun(argv: list[str]) -> int:
     write_json_atomic(sweep_dir / "summary.json", summary)
     print_table(summary, sweep_dir.relative_to(root).as_posix())
     return summary["exit_code"]
+
+
+def _drop_unused(sweep_dir: Path) -> None:
+    """A sweep refused before any job ran leaves no folder (Hydra writes multirun.yaml first)."""
+    if sweep_dir.is_dir() and {p.name for p in sweep_dir.iterdir()} <= {"multirun.yaml"}:
+        (sweep_dir / "multirun.yaml").unlink(missing_ok=True)
+        sweep_dir.rmdir()
 
 
 def _redact_hydra_copy(path: Path) -> None:

@@ -316,9 +316,8 @@ def _cli_case(case: Bad, root: Path, bad_repo: Path) -> None:
         shutil.copytree(bad_repo / "data", repo / "data")
     proc = run_cli(repo, *case.args)
     assert_clean_user_error(proc, 2, case.needle)
-    left = sorted(p.relative_to(repo).as_posix() for p in (repo / "logs").rglob("*") if p.is_file())
-    if "-m" in case.args:  # Hydra writes the sweep's multirun.yaml before it composes any job
-        left = [p for p in left if not re.fullmatch(r"logs/_sweeps/[^/]+/multirun\.yaml", p)]
+    left = sorted(p.relative_to(repo).as_posix() for p in (repo / "logs").rglob("*"))
+    left = [p for p in left if p != "logs/_sweeps"]  # the sweeps' parent folder may stay, empty
     assert run_folders(repo) == [] and left == [], f"{case.id}: left {left}"
 
 
@@ -433,7 +432,7 @@ def _check_value(key: str, value: str, figures) -> None:
 
 
 def _fuzz(max_examples: int):
-    @settings(max_examples=max_examples, deadline=None, derandomize=False,
+    @settings(max_examples=max_examples, deadline=None, derandomize=max_examples < 50,  # CI-stable default
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
     @given(key=st.sampled_from(sorted(LIMITS)), value=VALUES)
     def check(key: str, value: str, figures) -> None:
