@@ -1,15 +1,22 @@
 """Sweep wall time: a 6-job sweep on the basic launcher vs joblib with 2 workers (and Ray).
 
 The sweep is `zone_profile=default,wide,tight seed=1,2` over a workload that gives each
-job about a second of work, so parallelism can pay for the worker start-up: stage d92-1
-(advisory, 1 s ticks) over the top-100 for 6 simulated hours (`universe=top100
-stage.duration_s=21600`, 2.16 M symbol-ticks per job). Each launcher runs the same sweep
-`--rounds` times in fresh processes, interleaved; the medians of the end-to-end wall
-times (process start to exit, what a user waits for) give the speed-up. Ray starts a
-local instance per sweep (loopback only, private temp folder); `--no-ray` skips it.
-Every launcher must give the same fingerprint per job. Runs in a temporary copy.
+job more than a second of work, so parallelism can pay for the worker start-up (about
+a second per loky worker: a fresh Python importing Hydra, numpy and the engine): the
+24-hour top-100 session at 1 s ticks (stage d92-1, advisory, `universe=top100
+stage.duration_s=86400`: 8.64 M symbol-ticks, ~1.5 s of fast-engine work per job).
+Each launcher runs the same sweep `--rounds` times in fresh processes, interleaved;
+the medians of the end-to-end wall times (process start to exit, what a user waits
+for) give the speed-up. `ray` starts a local Ray instance per sweep; `ray-att` attaches
+to one started once beforehand (loopback only, private temp folders; `--no-ray` skips
+both). Every launcher must give the same fingerprint per job. Runs in a temporary copy.
 
-    python benchmarks/bench_sweep.py [--rounds 3] [--no-ray] [--duration 21600]
+With `--queue`, it times DVC's experiment queue instead: four queued smoke variants
+(`-S "smoke.overrides='seed=N'"`) run with `dvc queue start -j 1` and `-j 2`, in a
+temporary git repo, from `queue start` until `dvc queue status` shows none left.
+
+    python benchmarks/bench_sweep.py [--rounds 3] [--no-ray] [--duration 86400]
+    python benchmarks/bench_sweep.py --queue [--rounds 1]
 """
 from __future__ import annotations
 
@@ -19,6 +26,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -31,7 +39,8 @@ SWEEP = ["zone_profile=default,wide,tight", "seed=1,2", "stage=d92-1", "universe
 LAUNCHERS = {
     "basic": [],
     "joblib": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
-    "ray": ["hydra/launcher=ray", "+hydra.launcher.ray.init.num_cpus=2"],
+    "ray": ["hydra/launcher=ray", "+hydra.launcher.ray.init.num_cpus=2"],  # starts a local instance each time
+    "ray-att": ["hydra/launcher=ray", "hydra.launcher.ray.init.address={address}"],  # attaches to a running one
 }
 
 
@@ -52,6 +61,35 @@ def ray_env(base: dict[str, str]) -> tuple[dict[str, str], str]:
                 RAY_USAGE_STATS_ENABLED="0"), tmp
 
 
+def start_head(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    """A local Ray head on 127.0.0.1 (`ray start --head --block`); stop it with `stop_head`."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = Path(env["RAY_TMPDIR"]) / "head.log"
+    with open(log, "w") as out:
+        head = subprocess.Popen([str(Path(sys.executable).parent / "ray"), "start", "--head", "--block",
+                                 f"--port={port}", "--node-ip-address=127.0.0.1", "--num-cpus=2",
+                                 "--include-dashboard=false", "--disable-usage-stats"],
+                                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while "Ray runtime started" not in log.read_text(errors="replace"):
+        if head.poll() is not None or time.monotonic() > deadline:
+            stop_head(head)
+            raise SystemExit(f"ray head did not start:\n{log.read_text(errors='replace')[-2000:]}")
+        time.sleep(0.2)
+    return head, f"127.0.0.1:{port}"
+
+
+def stop_head(head: subprocess.Popen) -> None:
+    head.send_signal(signal.SIGTERM)  # `--block` stops every Ray process it started
+    try:
+        head.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(head.pid, signal.SIGKILL)
+        head.wait(timeout=10)
+
+
 def reap(tmp: str) -> None:
     """Kill any process still carrying our private RAY_TMPDIR (the driver normally takes Ray down)."""
     marker = f"RAY_TMPDIR={tmp}".encode()
@@ -66,20 +104,95 @@ def reap(tmp: str) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
 
 
+_SPIN = "import time\nt = time.perf_counter()\nx = 0\nfor i in range(8_000_000): x += i\nprint(time.perf_counter() - t)"
+
+
+def effective_cores() -> float:
+    """How many cores this machine gives us right now: one CPU-bound process alone vs two at once.
+
+    2.0 on an idle 2-core machine; less when other work shares it, and then no
+    launcher can reach a 2x speed-up.
+    """
+    def spin(n: int) -> float:
+        procs = [subprocess.Popen([sys.executable, "-c", _SPIN], stdout=subprocess.PIPE, text=True) for _ in range(n)]
+        return max(float(p.communicate()[0]) for p in procs)
+    one, two = spin(1), spin(2)
+    return round(2 * one / two, 2)
+
+
+def dvc(repo: Path, env: dict[str, str], *args: str) -> str:
+    exe = Path(sys.executable).parent / "dvc"
+    with tempfile.TemporaryFile("w+") as out:  # not a pipe: queue workers inherit it and outlive the command
+        proc = subprocess.run([str(exe), *args], cwd=repo, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                              stderr=subprocess.STDOUT)
+        out.seek(0)
+        text = out.read()
+    if proc.returncode != 0:
+        raise SystemExit(f"dvc {' '.join(args)} failed:\n{text[-3000:]}")
+    return text
+
+
+def bench_queue(rounds: int) -> int:
+    med = statistics.median
+    times: dict[int, list[float]] = {1: [], 2: []}
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        env.update(PATH=str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", ""), DVC_NO_ANALYTICS="1",
+                   DVC_SITE_CACHE_DIR=str(Path(tmp) / "site"))
+        repo = Path(tmp) / "repo"
+        subprocess.run(["git", "clone", "-q", str(REPO), str(repo)], check=True)
+        git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost"]
+        dvc(repo, env, "repro", "smoke")
+        subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
+        subprocess.run([*git, "commit", "-qm", "baseline", "--allow-empty"], cwd=repo, check=True)
+        n = 0
+        for r in range(rounds):
+            for jobs in (1, 2):
+                for _ in range(4):
+                    n += 1
+                    dvc(repo, env, "exp", "run", "--queue", "smoke", "-q", "-n", f"q{n}", "-S",
+                        f"smoke.overrides='seed={n}'")
+                t0 = time.perf_counter()
+                dvc(repo, env, "queue", "start", "-j", str(jobs))
+                while re.search(r"\b(Queued|Running)\s*$", dvc(repo, env, "queue", "status"), flags=re.M):
+                    time.sleep(0.5)
+                times[jobs].append(time.perf_counter() - t0)
+                print(f"round {r + 1} -j {jobs}: {times[jobs][-1]:.1f} s", flush=True)
+                # Idle workers quit ~10 s after the queue empties; wait, or they would take the next
+                # round's tasks. Not `dvc queue stop`: a stop that finds no worker alive is kept by
+                # the broker and stops the next start's worker after one task.
+                while any(_cwd_under(p, repo) for p in os.listdir("/proc") if p.isdigit()):
+                    time.sleep(1)
+    print(f"\nDVC queue, 4 smoke experiments: -j 1 median {med(times[1]):.1f} s, -j 2 median {med(times[2]):.1f} s, "
+          f"speed-up {med(times[1]) / med(times[2]):.2f}x ({rounds} rounds)")
+    return 0
+
+
+def _cwd_under(pid: str, folder: Path) -> bool:
+    try:
+        cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
+    except OSError:
+        return False
+    return cwd == folder or folder in cwd.parents
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--duration", type=float, default=21600.0, help="simulated seconds per job")
+    ap.add_argument("--duration", type=float, default=86400.0, help="simulated seconds per job")
     ap.add_argument("--no-ray", action="store_true")
+    ap.add_argument("--queue", action="store_true", help="time the DVC experiment queue (-j 1 vs -j 2) instead")
     args = ap.parse_args()
+    if args.queue:
+        return bench_queue(args.rounds)
     SWEEP.append(f"stage.duration_s={args.duration:g}")
-    names = [n for n in LAUNCHERS if n != "ray" or not args.no_ray]
+    names = [n for n in LAUNCHERS if not (n.startswith("ray") and args.no_ray)]
     if "ray" in names:
         try:
             import hydra_plugins.hydra_ray_launcher  # noqa: F401
         except ImportError:
             print("ray: the [ray] extra is not installed, skipped")
-            names.remove("ray")
+            names = [n for n in names if not n.startswith("ray")]
     base = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     walls: dict[str, list[float]] = {n: [] for n in names}
     inner: dict[str, list[float]] = {n: [] for n in names}
@@ -93,22 +206,40 @@ def main() -> int:
         subprocess.run([*git, "init", "-q"], cwd=repo, check=True)
         subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
         subprocess.run([*git, "commit", "-qm", "bench"], cwd=repo, check=True)
-        for r in range(args.rounds):
-            for name in names:
-                env, ray_tmp = ray_env(base) if name == "ray" else (base, None)
-                try:
-                    wall, summary = run_sweep(repo, LAUNCHERS[name], env)
-                finally:
-                    if ray_tmp:
-                        reap(ray_tmp)
-                walls[name].append(wall)
-                inner[name].append(summary["wall_s"])
-                prints[name] = {" ".join(j["overrides"]): j["fingerprint"] for j in summary["jobs"]}
-                print(f"round {r + 1} {name:<6} {wall:6.2f} s", flush=True)
-        job_s = [j["kpis"]["ticks"] for j in summary["jobs"]]
+        cores = [effective_cores()]
+
+        def rounds(group: list[str], fixed_env: dict[str, str] | None = None, address: str = "") -> None:
+            for r in range(args.rounds):
+                for name in group:
+                    env, ray_tmp = ray_env(base) if name == "ray" else (fixed_env or base, None)
+                    extra = [a.format(address=address) for a in LAUNCHERS[name]]
+                    try:
+                        wall, summary = run_sweep(repo, extra, env)
+                    finally:
+                        if ray_tmp:
+                            reap(ray_tmp)
+                    walls[name].append(wall)
+                    inner[name].append(summary["wall_s"])
+                    prints[name] = {" ".join(j["overrides"]): j["fingerprint"] for j in summary["jobs"]}
+                    ticks.append(summary["jobs"][0]["kpis"]["ticks"])
+                    print(f"round {r + 1} {name:<7} {wall:6.2f} s", flush=True)
+
+        ticks: list[int] = []
+        rounds([n for n in names if n != "ray-att"])
+        if "ray-att" in names:  # its own phase: an idle cluster would slow the others' rounds
+            head_env, head_tmp = ray_env(base)
+            t0 = time.perf_counter()
+            head, address = start_head(head_env)
+            print(f"ray head started in {time.perf_counter() - t0:.1f} s", flush=True)
+            try:
+                rounds(["ray-att"], head_env, address)
+            finally:
+                stop_head(head)
+                reap(head_tmp)
+        cores.append(effective_cores())
     med = statistics.median
     same = all(p == prints["basic"] for p in prints.values())
-    print(f"\n6-job sweep {' '.join(SWEEP)}: {len(job_s)} jobs, {job_s[0]} ticks x top-100 each; "
+    print(f"\n6-job sweep {' '.join(SWEEP)}: {ticks[0]} ticks x top-100 per job; "
           f"{args.rounds} rounds, 2 cores")
     print(f"{'launcher':<8} {'wall median':>11} {'(min-max)':>15} {'in-sweep median':>15} {'speed-up':>9}")
     for name in names:
@@ -116,6 +247,7 @@ def main() -> int:
         print(f"{name:<8} {med(w):10.2f}s {f'({min(w):.2f}-{max(w):.2f})':>15} {med(inner[name]):14.2f}s "
               f"{med(walls['basic']) / med(w):8.2f}x")
     print(f"same fingerprints on every launcher: {same}")
+    print(f"effective cores before / after (2.0 = both cores free): {cores[0]} / {cores[1]}")
     print("target: joblib (2 workers) >= 1.6x the basic launcher")
     return 0 if same else 1
 

@@ -236,7 +236,7 @@ def ray_cluster(env: dict[str, str]) -> Iterator[str]:
         head = subprocess.Popen(
             [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block", f"--port={port}",
              "--node-ip-address=127.0.0.1", "--num-cpus=2", "--include-dashboard=false",
-             "--disable-usage-stats", f"--temp-dir={env['RAY_TMPDIR']}"],
+             "--disable-usage-stats"],  # its files go under RAY_TMPDIR, where `address=auto` looks
             env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 120
@@ -272,7 +272,8 @@ def test_ray_launcher_on_a_local_cluster_matches_basic(repo: Path) -> None:
 
 @pytest.mark.slow
 def test_readme_sweep_commands(repo: Path) -> None:
-    """Every sweep command of the README's sweep section, as written (Ray starts its own local instance)."""
+    """Every sweep command of the README's sweep section, as written (its `sh` blocks: the
+    README's `bash` blocks are run by tests/test_readme.py in the fast suite)."""
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     section = readme.split("## Sweeps, the DVC queue and remote storage", 1)[1]
     cmds = [ln.split("  #")[0].strip() for block in re.findall(r"```sh\n(.*?)```", section, flags=re.S)
@@ -282,6 +283,10 @@ def test_readme_sweep_commands(repo: Path) -> None:
     need_launcher("ray")
     for cmd in cmds:
         with ray_sandbox() as env:
-            proc, summary = sweep(repo, *shlex.split(cmd)[4:], env=env)
+            if "ray.init.address=auto" in cmd:  # the README's attach example: a cluster to attach to
+                with ray_cluster(env):
+                    proc, summary = sweep(repo, *shlex.split(cmd)[4:], env=env)
+            else:
+                proc, summary = sweep(repo, *shlex.split(cmd)[4:], env=env)
         assert proc.returncode == 0, f"{cmd}\n{proc.stderr[-3000:]}"
         assert summary["jobs"] and all(j["status"] == "completed" for j in summary["jobs"]), cmd
