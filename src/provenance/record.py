@@ -48,22 +48,23 @@ def _env_secrets() -> list[str]:
     Only matched against what is about to be recorded (a value typed on the command line
     or pulled in with ${oc.env:...}), never recorded themselves.
     """
-    return [v for k, v in os.environ.items() if _SECRET_KEY.search(k) and len(v) >= 8]
+    return [v for k, v in os.environ.items() if _SECRET_KEY.search(k) and len(v) >= 12]  # not "disabled"
 
 
-def redact(obj: Any, key: str = "") -> Any:
+def redact(obj: Any, key: str = "", _env: list[str] | None = None) -> Any:
     """Replace values under secret-looking keys, key-like strings and secret env values anywhere."""
+    env = _env_secrets() if _env is None else _env
     if isinstance(obj, dict):
-        return {k: redact(v, str(k)) for k, v in obj.items()}
+        return {k: redact(v, str(k), env) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [redact(v, key) for v in obj]
+        return [redact(v, key, env) for v in obj]
     if isinstance(obj, str):
         if key and _SECRET_KEY.search(key):
             return REDACTED
-        leaked = any(s in obj for s in _env_secrets())
+        leaked = any(s in obj for s in env)
         if "=" in obj:  # an override such as +api_key=...
             k, _, v = obj.partition("=")
-            if _SECRET_KEY.search(k) or _SECRET_VALUE.match(v) or (leaked and not any(s in k for s in _env_secrets())):
+            if _SECRET_KEY.search(k) or _SECRET_VALUE.match(v) or (leaked and not any(s in k for s in env)):
                 return f"{k}={REDACTED}"
         if _SECRET_VALUE.match(obj) or leaked:
             return REDACTED

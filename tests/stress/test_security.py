@@ -405,3 +405,15 @@ def test_live_paper_run_asks_public_endpoints_only(tmp_path: Path, figures) -> N
     figures.add("security: secrets", "files searched", n)
     figures.add("security: secrets", "secrets found in outputs", len(hits))
     assert not hits, hits
+
+
+def test_redaction_matches_secret_env_values_not_common_words(monkeypatch: pytest.MonkeyPatch) -> None:
+    from src.provenance.record import REDACTED, redact
+
+    monkeypatch.setenv("MY_API_SECRET", "s3cr3t-value-xyz")
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # named like a secret, but a common word
+    monkeypatch.setenv("PLAIN_SETTING", "a-long-plain-value")  # long, but not named like a secret
+    got = redact({"stage": {"description": "see s3cr3t-value-xyz", "mode": "disabled", "x": "a-long-plain-value"},
+                  "argv": ["stage.description=s3cr3t-value-xyz", "seed=1"]})
+    assert got == {"stage": {"description": REDACTED, "mode": "disabled", "x": "a-long-plain-value"},
+                   "argv": [f"stage.description={REDACTED}", "seed=1"]}
