@@ -51,7 +51,8 @@ def run_sweep(repo: Path, extra: list[str], env: dict[str, str]) -> tuple[float,
     wall = time.perf_counter() - t0
     m = re.search(r"^summary: (\S+)$", proc.stdout, flags=re.M)
     if proc.returncode != 0 or not m:
-        raise SystemExit(f"sweep failed ({proc.returncode}): {' '.join(extra)}\n{proc.stdout[-2000:]}{proc.stderr[-3000:]}")
+        raise SystemExit(f"sweep failed ({proc.returncode}): {' '.join(extra)}\n"
+                         f"{proc.stdout[-2000:]}{proc.stderr[-3000:]}")
     return wall, json.loads((repo / m.group(1)).read_text())
 
 

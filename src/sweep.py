@@ -50,7 +50,9 @@ def job(cfg: Any) -> dict[str, Any]:
         return dict(base, exit_code=EXIT_USAGE, status="refused", error=str(exc))
 
     from src.provenance.purge import purge_bytecode
-    purge = purge_bytecode(root)  # before any other project module is imported in this worker
+    # As in src.run: only stdlib-only project modules (this one, paths, atomic, purge) come
+    # before the purge; the config, engine and record modules are imported after it, from source.
+    purge = purge_bytecode(root)
     t_purge = time.perf_counter() - t0
     from src.config.loader import GROUPS, ConfigError, from_composed
     from src.runs.execute import execute

@@ -177,6 +177,20 @@ def test_launcher_defaults() -> None:
         "++hydra.launcher.ray.init.include_dashboard=false"]
 
 
+def test_a_job_that_raised_is_a_crash_entry() -> None:
+    from hydra.core.utils import JobReturn, JobStatus
+    from omegaconf import OmegaConf
+
+    from src.sweep import collect
+
+    ok = JobReturn(overrides=["seed=1"], status=JobStatus.COMPLETED, _return_value={"job": 0, "exit_code": 0})
+    bad = JobReturn(overrides=["seed=2"], status=JobStatus.FAILED, _return_value=RuntimeError("disk full"),
+                    hydra_cfg=OmegaConf.create({"hydra": {"job": {"num": 1}}}))
+    assert collect([[bad, ok]]) == [
+        {"job": 0, "exit_code": 0},
+        {"job": 1, "overrides": ["seed=2"], "exit_code": 4, "status": "crashed", "error": "RuntimeError: disk full"}]
+
+
 # --- Ray -----------------------------------------------------------------------------------
 
 def _free_port() -> int:
