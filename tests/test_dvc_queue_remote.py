@@ -49,10 +49,9 @@ def processes_in(folder: Path) -> list[int]:
 @contextmanager
 def queue_workers_stopped(repo: Path, grace_s: float = 120) -> Iterator[None]:
     """On the way out: stop the queue's workers, wait for them, kill whatever is left."""
-    try:
-        yield
-    finally:
-        dvc_to_file(repo, repo.parent / "queue-stop.log", "queue", "stop", "--kill")
+    def cleanup() -> list[int]:
+        if processes_in(repo):  # a stop that finds no worker alive would linger in the broker
+            dvc_to_file(repo, repo.parent / "queue-stop.log", "queue", "stop", "--kill")
         deadline = time.monotonic() + grace_s
         while (left := processes_in(repo)) and time.monotonic() < deadline:
             time.sleep(1)
@@ -61,7 +60,15 @@ def queue_workers_stopped(repo: Path, grace_s: float = 120) -> Iterator[None]:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        assert not left, f"DVC queue processes outlived `dvc queue stop` by {grace_s} s and were killed: {left}"
+        return left
+
+    try:
+        yield
+    except BaseException:
+        cleanup()  # the test's own failure is the one to report
+        raise
+    left = cleanup()
+    assert not left, f"DVC queue processes outlived `dvc queue stop` by {grace_s} s and were killed: {left}"
 
 
 def dvc_to_file(repo: Path, log: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -223,9 +224,8 @@ def ray_sandbox() -> Iterator[dict[str, str]]:
     tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")
     env = clean_env(RAY_TMPDIR=tmp, RAY_AUTH_MODE="disabled", RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0",
                     RAY_USAGE_STATS_ENABLED="0")
-    try:
-        yield env
-    finally:
+
+    def cleanup() -> list[int]:
         marker = f"RAY_TMPDIR={tmp}".encode()
         deadline = time.monotonic() + 20
         while (left := _processes_with_env(marker)) and time.monotonic() < deadline:
@@ -235,9 +235,16 @@ def ray_sandbox() -> Iterator[dict[str, str]]:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        import shutil
         shutil.rmtree(tmp, ignore_errors=True)
-        assert not left, f"Ray processes outlived the test and were killed: {left}"
+        return left
+
+    try:
+        yield env
+    except BaseException:
+        cleanup()  # the test's own failure is the one to report
+        raise
+    left = cleanup()
+    assert not left, f"Ray processes outlived the test and were killed: {left}"
 
 
 @contextmanager
