@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import re
 import secrets
 import shutil
