@@ -99,6 +99,7 @@ def compose_config(root: Path, overrides: Sequence[str]) -> tuple[DictConfig, di
         raise ConfigError(f"{', '.join(bad) or 'a config file'}: not UTF-8 text ({exc.reason} at byte "
                           f"{exc.start}): save it as UTF-8") from exc
     except (HydraException, OmegaConfBaseException, ValueError, TypeError) as exc:
+        _reraise_interrupt(exc)
         raise ConfigError(one_line(exc)) from exc
     finally:
         GlobalHydra.instance().clear()
@@ -106,6 +107,19 @@ def compose_config(root: Path, overrides: Sequence[str]) -> tuple[DictConfig, di
     with _open(cfg):
         del cfg["hydra"]
     return cfg, choices
+
+
+def _reraise_interrupt(exc: BaseException) -> None:
+    """Ctrl-C inside OmegaConf can surface as a config error (a half-built node fails in a
+    `finally`): it is an interrupt, not bad input."""
+    todo, seen = [exc], set()
+    while todo:
+        cur = todo.pop()
+        if isinstance(cur, KeyboardInterrupt):
+            raise KeyboardInterrupt from exc
+        if id(cur) not in seen:
+            seen.add(id(cur))
+            todo += [e for e in (cur.__cause__, cur.__context__) if e is not None]
 
 
 def _utf8(path: Path) -> bool:
@@ -135,6 +149,7 @@ def from_composed(root: Path, cfg: DictConfig, choices: dict[str, str], override
         resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True, enum_to_str=True)
         typed = OmegaConf.to_object(cfg)
     except (OmegaConfBaseException, ValueError, TypeError) as exc:
+        _reraise_interrupt(exc)
         raise ConfigError(one_line(exc)) from exc
     assert isinstance(typed, RootConfig) and isinstance(resolved, dict)
     problems = validate(typed)

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import GIT, copy_repo, load_json, run_cli
+from conftest import GIT, REPO, copy_repo, load_json, run_cli
 from stress.helpers import check_run_files, leftover_temp_files, snapshot
 
 SUITE = "interrupts"
@@ -338,6 +340,51 @@ def test_signal_while_the_folder_is_claimed_is_recorded(tmp_path: Path) -> None:
     assert proc.returncode == 130 and "Traceback" not in err, (out, err)
     meta = check_run_files(repo / "logs/d92-5/slowdisk")
     assert meta is not None and meta["status"] == "interrupted" and meta["interrupted_by"] == "SIGINT"
+
+
+def test_ctrl_c_inside_omegaconf_is_an_interrupt_not_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chain seen from a real Ctrl-C during composition: OmegaConf's error over the interrupt."""
+    from hydra.errors import ConfigCompositionException
+    from omegaconf.errors import ConfigKeyError
+
+    import src.config.loader as loader
+
+    def compose(**_kw):  # noqa: ANN202
+        try:
+            try:
+                try:
+                    raise KeyboardInterrupt
+                finally:
+                    None._invalidate_flags_cache()  # type: ignore[attr-defined]  # what a half-built node does
+            except AttributeError as exc:
+                raise ConfigKeyError(str(exc))
+        except ConfigKeyError as exc:
+            raise ConfigCompositionException("composition failed") from exc
+
+    monkeypatch.setattr(loader, "compose", compose)
+    with pytest.raises(KeyboardInterrupt):
+        loader.load_config([], REPO)
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_composing_never_exits_as_bad_config(tmp_path: Path, figures) -> None:
+    """30 Ctrl-C at random moments of start-up: exit 130 (or Python's own, before project code), never 2."""
+    repo = copy_repo(tmp_path / "repo")
+    rng = random.Random(6)
+    codes: Counter[int] = Counter()
+    for _ in range(30):
+        proc = subprocess.Popen([sys.executable, "-m", "src.run", "run.id=x"], cwd=repo, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        time.sleep(rng.uniform(0.1, 0.45))
+        proc.send_signal(INT)
+        _out, err = proc.communicate(timeout=60)
+        figures.add(SUITE, "signals sent")
+        codes[proc.returncode] += 1
+        assert proc.returncode in (130, -INT, 0), (proc.returncode, err)
+        if proc.returncode == 130:
+            assert "Traceback" not in err, err
+        shutil.rmtree(repo / "logs" / "d92-5", ignore_errors=True)
+    figures.add(SUITE, "start-up interrupts reported as a config error", codes[2])
 
 
 # -- injected crashes -----------------------------------------------------------------------
