@@ -146,7 +146,7 @@ def bench_queue(rounds: int) -> int:
         dvc(repo, env, "repro", "smoke")
         subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
         subprocess.run([*git, "commit", "-qm", "baseline", "--allow-empty"], cwd=repo, check=True)
-        n = 0
+        n, cores = 0, [effective_cores()]
         for r in range(rounds):
             for jobs in (1, 2):
                 for _ in range(4):
@@ -164,8 +164,10 @@ def bench_queue(rounds: int) -> int:
                 # the broker and stops the next start's worker after one task.
                 while any(_cwd_under(p, repo) for p in os.listdir("/proc") if p.isdigit()):
                     time.sleep(1)
+        cores.append(effective_cores())
     print(f"\nDVC queue, 4 smoke experiments: -j 1 median {med(times[1]):.1f} s, -j 2 median {med(times[2]):.1f} s, "
           f"speed-up {med(times[1]) / med(times[2]):.2f}x ({rounds} rounds)")
+    print(f"effective cores before / after (2.0 = both cores free): {cores[0]} / {cores[1]}")
     return 0
 
 
