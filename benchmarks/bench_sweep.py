@@ -213,6 +213,7 @@ def main() -> int:
 
         def rounds(group: list[str], fixed_env: dict[str, str] | None = None, address: str = "") -> None:
             for r in range(args.rounds):
+                print(f"round {r + 1}: effective cores {effective_cores()}", flush=True)
                 for name in group:
                     env, ray_tmp = ray_env(base) if name == "ray" else (fixed_env or base, None)
                     extra = [a.format(address=address) for a in LAUNCHERS[name]]
