@@ -143,7 +143,10 @@ def test_overwrite_never_lets_two_runs_write_one_folder(tmp_path: Path, figures)
     record beside B's trades, config and provenance, and both exited 0.
     """
     repo = copy_repo(tmp_path / "repo")
-    a = _start(repo, "run.id=shared", "run.overwrite=true", "seed=1", "universe=top100", "stage.duration_s=28800")
+    # the reference engine keeps A writing for several seconds (the fast one can finish
+    # this session before B has even composed its config, and then B may rightly replace it)
+    a = _start(repo, "run.id=shared", "run.overwrite=true", "seed=1", "universe=top100", "stage.duration_s=28800",
+               "engine=reference")
     meta = repo / "logs/d92-5/shared/runtime_meta.json"
     end = time.time() + 60
     while not meta.exists() and a.poll() is None and time.time() < end:
