@@ -15,8 +15,11 @@ try:
     from src.provenance.purge import purge_bytecode
     from src.runs.paths import RepoRootError, find_repo_root
 except KeyboardInterrupt:  # Ctrl-C while this module loads: as in __main__ below, nothing was run
-    print("interrupted before the run started: nothing was run", file=sys.stderr)
-    sys.exit(130)
+    print("interrupted before the run started: nothing was run", file=sys.stderr, flush=True)
+    # os._exit, not sys.exit: runpy may still see the interrupt and make the exit a SIGINT
+    # death (-2) instead of our documented 130 (seen once in CI).
+    import os
+    os._exit(130)
 
 EXIT_OK, EXIT_GATE, EXIT_USAGE, EXIT_PROVENANCE, EXIT_CRASH, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 USAGE = """usage: python -m src.run [KEY=VALUE | GROUP=OPTION ...]   (Hydra overrides)
@@ -85,5 +88,7 @@ if __name__ == "__main__":
     except BrokenPipeError:  # output piped into `head`: the run itself is recorded already
         sys.exit(EXIT_OK)
     except KeyboardInterrupt:  # before the run folder existed (after it, execute records it)
-        print("interrupted before the run started: nothing was run", file=sys.stderr)
-        sys.exit(EXIT_INTERRUPTED)
+        print("interrupted before the run started: nothing was run", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        import os
+        os._exit(EXIT_INTERRUPTED)  # see the note at the top: the exit code must stay 130
