@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -18,7 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from _repo import temp_checkout  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+
 ITEMS = ("src", "conf", "dvc.yaml", "params.yaml", ".dvcignore", ".gitignore", ".dvc/config", ".dvc/plots")
 
 
@@ -68,22 +68,9 @@ def main() -> int:
     bindir = str(Path(sys.executable).parent)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(PATH=bindir + os.pathsep + env.get("PATH", ""), DVC_NO_ANALYTICS="1")
-    git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost"]
     with tempfile.TemporaryDirectory() as tmp:
-        repo = Path(tmp) / "repo"
         env["DVC_SITE_CACHE_DIR"] = str(Path(tmp) / "site-cache")
-        for item in ITEMS:
-            src, dst = REPO / item, repo / item
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            if src.is_dir():
-                shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
-            else:
-                shutil.copy2(src, dst)
-        (repo / "logs").mkdir()
-        (repo / "logs/.gitkeep").touch()
-        subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
-        subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
-        subprocess.run([*git, "commit", "-qm", "bench"], cwd=repo, check=True)
+        repo = temp_checkout(Path(tmp) / "repo", ITEMS)
         dvc = str(Path(bindir) / "dvc")
         first, _ = timed([dvc, "repro", "smoke"], repo, env, 1)
         noop, out = timed([dvc, "repro", "smoke"], repo, env, 5)

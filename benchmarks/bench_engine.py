@@ -80,17 +80,12 @@ def child(engine: str, overrides: list[str]) -> dict[str, Any]:
     from src.config.loader import load_config
     from src.engine.fast import run_session_fast
     from src.engine.loop import EngineParams, run_session
-    from src.engine.zones import apply_profiles
     from src.market.registry import build_market
 
     cfg = load_config(overrides, ROOT).cfg
-    universe = cfg.symbols.ranked[: cfg.universe.top_n]
-    symbols = tuple(s.symbol for s in universe)
-    n_ticks = int(cfg.stage.duration_s / cfg.stage.tick_s + 1e-9)
-    params = EngineParams(tuple(apply_profiles(cfg.zone_profile, symbols, cfg.stage.mode)),
-                          cfg.costs.usdt_venue.taker_fee_bps, cfg.costs.krw_venue.taker_fee_bps,
-                          cfg.costs.floor_multiplier, cfg.risk)
-    market = _Clocked(build_market(cfg.market, universe, cfg.seed, n_ticks, cfg.stage.tick_s, ROOT))
+    params = EngineParams.from_config(cfg)
+    market = _Clocked(build_market(cfg.market, cfg.universe_specs, cfg.seed, cfg.stage.n_ticks, cfg.stage.tick_s,
+                                   ROOT))
     digest = hashlib.sha256()
     run = run_session_fast if engine == "fast" else run_session
     t0, c0 = time.perf_counter(), time.process_time()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
 import subprocess
 import sys
@@ -18,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from _repo import temp_checkout  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
 
 
 def main() -> int:
@@ -27,15 +26,7 @@ def main() -> int:
     ap.add_argument("--stage", default="d92-5")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        repo = Path(tmp) / "repo"
-        repo.mkdir()
-        for item in ("src", "conf"):
-            shutil.copytree(REPO / item, repo / item, ignore=shutil.ignore_patterns("__pycache__"))
-        # a git checkout, as users have: the record asks git for commit, branch and dirt
-        git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost"]
-        subprocess.run([*git, "init", "-q"], cwd=repo, check=True)
-        subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
-        subprocess.run([*git, "commit", "-qm", "bench"], cwd=repo, check=True)
+        repo = temp_checkout(Path(tmp) / "repo")
         walls, guard, record, engine, sim_ratio = [], [], [], [], []
         for i in range(args.runs):
             t0 = time.perf_counter()

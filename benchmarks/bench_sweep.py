@@ -34,6 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _repo import temp_checkout  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+
 REPO = Path(__file__).resolve().parents[1]
 SWEEP = ["zone_profile=default,wide,tight", "seed=1,2", "stage=d92-1", "universe=top100"]
 LAUNCHERS = {
@@ -201,14 +203,7 @@ def main() -> int:
     inner: dict[str, list[float]] = {n: [] for n in names}
     prints: dict[str, dict[str, str]] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        repo = Path(tmp) / "repo"
-        repo.mkdir()
-        for item in ("src", "conf"):
-            shutil.copytree(REPO / item, repo / item, ignore=shutil.ignore_patterns("__pycache__"))
-        git = ["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost"]
-        subprocess.run([*git, "init", "-q"], cwd=repo, check=True)
-        subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
-        subprocess.run([*git, "commit", "-qm", "bench"], cwd=repo, check=True)
+        repo = temp_checkout(Path(tmp) / "repo")
         cores = [effective_cores()]
 
         def rounds(group: list[str], fixed_env: dict[str, str] | None = None, address: str = "") -> None:

@@ -252,13 +252,8 @@ def test_generated_cases_cover_every_exit_and_rejection_reason() -> None:
 
 def _loaded_case(overrides: list[str]) -> Case:
     cfg = load_config(overrides, REPO).cfg
-    ranked = cfg.symbols.ranked[: cfg.universe.top_n]
-    symbols = tuple(s.symbol for s in ranked)
-    n_ticks = int(cfg.stage.duration_s / cfg.stage.tick_s + 1e-9)
-    params = EngineParams(tuple(apply_profiles(cfg.zone_profile, symbols, cfg.stage.mode)),
-                          cfg.costs.usdt_venue.taker_fee_bps, cfg.costs.krw_venue.taker_fee_bps,
-                          cfg.costs.floor_multiplier, cfg.risk)
-    market = SyntheticMarket(cfg.market, ranked, cfg.seed, n_ticks, cfg.stage.tick_s)
+    params = EngineParams.from_config(cfg)
+    market = SyntheticMarket(cfg.market, cfg.universe_specs, cfg.seed, cfg.stage.n_ticks, cfg.stage.tick_s)
     return Case(market, params, cfg.stage.duration_s, cfg.stage.tick_s)
 
 

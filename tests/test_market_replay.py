@@ -17,7 +17,6 @@ from src.config.loader import load_config
 from src.config.schema import ReplayMarketConfig
 from src.engine.fast import run_session_fast
 from src.engine.loop import EngineParams, run_session, valid_quotes
-from src.engine.zones import apply_profiles
 from src.market import replay as replay_mod
 from src.market.export import export
 from src.market.registry import build_market
@@ -244,10 +243,7 @@ class _Tape:
 
 
 def _params(cfg) -> EngineParams:  # noqa: ANN001
-    symbols = tuple(s.symbol for s in cfg.symbols.ranked[: cfg.universe.top_n])
-    applied = tuple(apply_profiles(cfg.zone_profile, symbols, cfg.stage.mode))
-    return EngineParams(applied, cfg.costs.usdt_venue.taker_fee_bps, cfg.costs.krw_venue.taker_fee_bps,
-                        cfg.costs.floor_multiplier, cfg.risk)
+    return EngineParams.from_config(cfg)
 
 
 def _holes(n: int, n_sym: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:

@@ -76,6 +76,11 @@ class StageConfig:
     mode: Mode = MISSING  # which zone profile of each symbol applies
     acceptance: List[AcceptanceRule] = field(default_factory=list)
 
+    @property
+    def n_ticks(self) -> int:
+        """Ticks in the session: whole ticks of tick_s that fit in duration_s."""
+        return int(self.duration_s / self.tick_s + 1e-9)
+
 
 @dataclass
 class SymbolSpec:
@@ -228,3 +233,8 @@ class RootConfig:
     engine: Engine = Engine.fast  # how to compute, not what: excluded from the fingerprint
     clock: ClockKind = ClockKind.simulated  # realtime: paced by the wall clock, with a progress bar
     plots: PlotsConfig = field(default_factory=PlotsConfig)
+
+    @property
+    def universe_specs(self) -> list[SymbolSpec]:
+        """The run's symbols: the first universe.top_n of the ranked list, rank 1 first."""
+        return self.symbols.ranked[: self.universe.top_n]

@@ -11,10 +11,10 @@ from typing import Callable
 
 import numpy as np
 
-from src.config.schema import RiskConfig
+from src.config.schema import RiskConfig, RootConfig
 from src.engine.exits import exit_reason
 from src.engine.fills import Legs, Quote, entry_spread_bps, exit_spread_bps, fill_legs, settle
-from src.engine.zones import Applied, find_zone
+from src.engine.zones import Applied, apply_profiles, find_zone
 from src.market.book import depth
 from src.market.tape import Market, MarketChunk
 
@@ -35,6 +35,14 @@ class EngineParams:
     krw_fee_bps: float
     floor_multiplier: float
     risk: RiskConfig
+
+    @classmethod
+    def from_config(cls, cfg: RootConfig) -> EngineParams:
+        """Profiles per universe symbol (by the stage's mode), taker fees, cost floor, risk."""
+        symbols = tuple(s.symbol for s in cfg.universe_specs)
+        return cls(tuple(apply_profiles(cfg.zone_profile, symbols, cfg.stage.mode)),
+                   cfg.costs.usdt_venue.taker_fee_bps, cfg.costs.krw_venue.taker_fee_bps,
+                   cfg.costs.floor_multiplier, cfg.risk)
 
     @property
     def round_trip_fee_bps(self) -> float:

@@ -49,9 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         loaded = load_config(overrides)
         cfg = loaded.cfg
-        universe = cfg.symbols.ranked[: cfg.universe.top_n]
-        n_ticks = int(cfg.stage.duration_s / cfg.stage.tick_s + 1e-9)
-        market = build_market(cfg.market, universe, cfg.seed, n_ticks, cfg.stage.tick_s, loaded.root)
+        market = build_market(cfg.market, cfg.universe_specs, cfg.seed, cfg.stage.n_ticks, cfg.stage.tick_s,
+                              loaded.root)
     except (ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -25,7 +25,6 @@ from src.config.schema import Engine
 from src.engine import kpi as kpi_mod
 from src.engine.fast import run_session_fast
 from src.engine.loop import EngineParams, run_session
-from src.engine.zones import apply_profiles
 from src.market.registry import build_market
 from src.market.session import MarketSession
 from src.provenance import guard, inventory
@@ -134,10 +133,11 @@ def execute(loaded: LoadedConfig, argv: list[str], purge: dict, t_start: float, 
         return Outcome(EXIT_PROVENANCE, "refused")
     t_hardlock = time.perf_counter() - t0
 
-    universe = cfg.symbols.ranked[: cfg.universe.top_n]
+    universe = cfg.universe_specs
     symbols = tuple(s.symbol for s in universe)
-    applied = tuple(apply_profiles(cfg.zone_profile, symbols, cfg.stage.mode))
-    n_ticks = int(cfg.stage.duration_s / cfg.stage.tick_s + 1e-9)
+    params = EngineParams.from_config(cfg)
+    applied = params.applied
+    n_ticks = cfg.stage.n_ticks
     stop = _StopFlag()
     try:
         market = build_market(cfg.market, universe, cfg.seed, n_ticks, cfg.stage.tick_s, root)
@@ -201,8 +201,6 @@ def execute(loaded: LoadedConfig, argv: list[str], purge: dict, t_start: float, 
         session = MarketSession(market, cfg, paths, stop)  # live recording, clock=realtime pacing + progress
         res = None
         try:
-            params = EngineParams(applied, cfg.costs.usdt_venue.taker_fee_bps, cfg.costs.krw_venue.taker_fee_bps,
-                                  cfg.costs.floor_multiplier, cfg.risk)
             tap = SpreadTap(session.market, plot_symbol)
             engine = run_session_fast if cfg.engine is Engine.fast else run_session
             res = engine(tap, params, session.on_trade(trades.append), should_stop=stop)
