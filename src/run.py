@@ -6,8 +6,23 @@ run); 3 import provenance refused (nothing run); 4 the run crashed (status faile
 """
 from __future__ import annotations
 
+import signal
 import sys
 import time
+
+_SIGINT_SEEN = False
+
+
+def _on_sigint(_signum: int, _frame: object) -> None:
+    """Python's own behaviour (KeyboardInterrupt), remembered: an interrupt that lands inside
+    Hydra/OmegaConf can surface as some other error from a half-updated object, and must
+    still end as an interrupt (exit 130), never as a config error or a traceback."""
+    global _SIGINT_SEEN
+    _SIGINT_SEEN = True
+    raise KeyboardInterrupt
+
+
+signal.signal(signal.SIGINT, _on_sigint)
 
 # Only the stdlib and the purge run before the bytecode caches are gone: every other
 # project module is imported afterwards, from source.
@@ -58,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         loaded = load_config(argv, root)
     except ConfigError as exc:
+        if _SIGINT_SEEN:
+            raise KeyboardInterrupt from exc
         return _usage_error(str(exc))
     try:
         from src.runs.execute import execute
@@ -87,6 +104,12 @@ if __name__ == "__main__":
         sys.exit(main())
     except BrokenPipeError:  # output piped into `head`: the run itself is recorded already
         sys.exit(EXIT_OK)
+    except Exception:
+        if not _SIGINT_SEEN:
+            raise
+        print("interrupted before the run started: nothing was run", file=sys.stderr, flush=True)
+        import os
+        os._exit(EXIT_INTERRUPTED)
     except KeyboardInterrupt:  # before the run folder existed (after it, execute records it)
         print("interrupted before the run started: nothing was run", file=sys.stderr, flush=True)
         sys.stdout.flush()
