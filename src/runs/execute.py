@@ -33,6 +33,7 @@ from src.provenance.fingerprint import config_digest, fingerprint
 from src.provenance.gitinfo import git_state
 from src.provenance.record import SCHEMA_VERSION, deterministic_provenance, environment, redact, utc_now
 from src.runs.atomic import JsonlAppender, write_json_atomic, write_text_atomic
+from src.runs.dvcview import headline_metrics, params_values
 from src.runs.paths import RunPathError, RunPaths, new_run_id, resolve_run_paths
 from src.runs.plotdata import SpreadTap, write_plot_data
 
@@ -191,6 +192,7 @@ def execute(loaded: LoadedConfig, argv: list[str], purge: dict, t_start: float, 
             "guard": {"purge": purge, "hardlock": hardlock},
         }
         write_text_atomic(paths.resolved_config, yaml.safe_dump(redact(resolved), sort_keys=False))
+        write_text_atomic(paths.params, yaml.safe_dump(params_values(redact(resolved)), sort_keys=False))
         write_json_atomic(paths.runtime_meta, meta)
         write_json_atomic(paths.provenance, deterministic_provenance(meta))
         t_record = time.perf_counter() - t1
@@ -212,6 +214,7 @@ def execute(loaded: LoadedConfig, argv: list[str], purge: dict, t_start: float, 
         kpis = kpi_mod.summarize(res, applied, zone_kpi, cfg.stage.duration_s, cfg.stage.tick_s)
         kpis.update(session.kpis())  # market_faults, for live markets and their recordings
         write_json_atomic(paths.kpi_summary, kpis)
+        write_json_atomic(paths.metrics, headline_metrics(kpis))
         write_plot_data(paths.plots_dir, res.trades, tap)
         final_lock = guard.check_imports(root)
         metrics = gates.build_metrics(kpis, paths.rel(paths.kpi_summary), zone_kpi, final_lock["violations"])

@@ -56,6 +56,8 @@ class RunPaths:
     run_log: Path
     plots_dir: Path
     provenance: Path
+    params: Path  # the result-deciding config values, for `dvc params diff` (src/runs/dvcview.py)
+    metrics: Path  # the headline KPIs, the DVC metric (src/runs/dvcview.py)
     quotes: Path  # live runs: every quote the engine used (Parquet tick table, src/market/ticks.py)
 
     def rel(self, path: Path) -> str:
@@ -86,6 +88,8 @@ def resolve_run_paths(root: Path, stage_id: str, run_id: str) -> RunPaths:
         run_log=run_dir / "run.log",
         plots_dir=run_dir / "plots",
         provenance=run_dir / "provenance.json",
+        params=run_dir / "params.yaml",
+        metrics=run_dir / "metrics.json",
         quotes=run_dir / "quotes.parquet",
     )
 
