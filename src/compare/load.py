@@ -90,15 +90,60 @@ def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _resolve_rev(root: Path, ref: str) -> str | None:
-    proc = _git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
-    if proc.returncode == 0:
-        return proc.stdout.strip()
-    refs = _git(root, "for-each-ref", "--format=%(refname) %(objectname)", "refs/exps")
-    for line in refs.stdout.splitlines():
-        name, _, sha = line.partition(" ")
-        if name.rsplit("/", 1)[-1] == ref:
-            return sha
-    return None
+    """A git revision or DVC experiment name, resolved as DVC resolves it (dvc.scm.resolve_rev).
+
+    An experiment name found on several baselines resolves to the one on HEAD's baseline, as
+    `dvc exp show` / `dvc metrics diff` do; otherwise it is ambiguous: RunNotFound lists them.
+    """
+    from dvc.repo.experiments.exceptions import AmbiguousExpRefInfo
+    from dvc.repo.experiments.utils import exp_refs_by_names, fix_exp_head, resolve_name
+    from dvc.scm import SCM, SCMError
+    from scmrepo.exceptions import RevError
+
+    try:
+        scm = SCM(str(root))
+    except SCMError:
+        return None
+    try:
+        return scm.resolve_rev(fix_exp_head(scm, ref))
+    except (RevError, SCMError, ValueError):
+        pass
+    if ref == "HEAD" or ref.startswith("refs/"):
+        return None
+    try:
+        info = resolve_name(scm, ref).get(ref)
+    except AmbiguousExpRefInfo:
+        found = exp_refs_by_names(scm, {ref}).get(ref) or []
+        listed = ", ".join(f"{i} (baseline {i.baseline_sha[:7]})" for i in found)
+        raise RunNotFound(f"experiment name {ref!r} is ambiguous: it names {len(found)} experiments on other "
+                          f"baselines than HEAD: {listed}; pass one of these refs or its commit") from None
+    return scm.get_ref(str(info)) if info is not None else None
+
+
+def revision_text(root: Path, sha: str, rel: str) -> str | None:
+    """A file as it was at commit `sha`: from git, or (a DVC-cached output such as trades.jsonl)
+    from the DVC cache or remote through dvc.api.read. None when it is in neither."""
+    shown = _git(root, "show", f"{sha}:{rel}")
+    if shown.returncode == 0:
+        return shown.stdout
+    import dvc.api
+    from dvc.exceptions import DvcException
+
+    try:
+        return dvc.api.read(rel, repo=str(root), rev=sha, encoding="utf-8")
+    except (DvcException, FileNotFoundError):
+        return None
+
+
+def revision_trades(root: Path, ref: str, dvc_stage: str = "smoke") -> list[dict[str, Any]]:
+    """The DVC stage's trades.jsonl at a git revision or experiment (DVC-cached, not in git)."""
+    rec = read_revision(root, ref, dvc_stage)
+    folder = rec.kpi_path.rsplit("/", 1)[0] if rec.kpi_path else ""
+    text = revision_text(root, rec.source.split(":", 1)[1], f"{folder}/trades.jsonl")
+    if text is None:
+        raise RunNotFound(f"{ref!r}: {folder}/trades.jsonl is neither in git nor in the DVC cache or remote "
+                          "(`dvc pull` fetches it)")
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 def read_revision(root: Path, ref: str, dvc_stage: str) -> RunRecord:
