@@ -177,7 +177,6 @@ def test_experiment_names_resolve_as_dvc_resolves_them(dvc_repo: Path) -> None:
     proc = run_cli(dvc_repo, "HEAD", "seed2", "--json", module="src.compare")
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
-    dvc_says = json.loads(dvc(dvc_repo, "metrics", "diff", "HEAD", "seed2", "--json").stdout)[METRICS]
     assert {"key": "costs.usdt_venue.taker_fee_bps", "a": 10.0, "b": 12.0} in report["config_values"]
     b_sha = report["b"]["source"].split(":", 1)[1]
     assert b_sha == _dvc_rev(dvc_repo, "seed2")
@@ -185,11 +184,13 @@ def test_experiment_names_resolve_as_dvc_resolves_them(dvc_repo: Path) -> None:
     trades_file = dvc_repo / SMOKE / "trades.jsonl"
     trades_file.unlink()
     trades = revision_trades(dvc_repo, "seed2")
-    assert len(trades) == dvc_says["round_trips"]["new"] and all("pnl_krw" in t for t in trades)
+    at_exp = json.loads(subprocess.run(["git", "show", f"{b_sha}:{METRICS}"], cwd=dvc_repo, capture_output=True,
+                                       text=True, check=True).stdout)
+    assert len(trades) == at_exp["round_trips"] and all("pnl_krw" in t for t in trades)
+    assert round(sum(t["pnl_krw"] for t in trades), 2) == at_exp["total_pnl_krw"]
 
     # a third baseline without a seed2: the name is ambiguous, an error naming both
     (dvc_repo / "NOTES.md").write_text("third baseline\n")
-    _ok(dvc(dvc_repo, "checkout", "--force"))
     git_commit(dvc_repo, "baseline 3")
     proc = run_cli(dvc_repo, "HEAD", "seed2", module="src.compare")
     assert proc.returncode == 2
@@ -197,4 +198,5 @@ def test_experiment_names_resolve_as_dvc_resolves_them(dvc_repo: Path) -> None:
     assert len(lines) == 1 and lines[0].startswith("error: ") and "ambiguous" in lines[0], proc.stderr
     refs = subprocess.run(["git", "for-each-ref", "--format=%(refname)", "refs/exps"], cwd=dvc_repo,
                           capture_output=True, text=True).stdout.split()
+    refs = [r for r in refs if r.endswith("/seed2")]
     assert len(refs) == 2 and all(r in lines[0] for r in refs), (refs, lines)
