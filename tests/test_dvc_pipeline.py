@@ -46,7 +46,7 @@ def test_repro_skip_bytecode_zone_change_and_force(dvc_repo: Path) -> None:
     assert meta["config"]["resolved"]["zone_profile"]["profiles"]["alt_advisory"]["zones"][0]["tp_bps"] == 38.0
     diff = dvc(dvc_repo, "metrics", "diff", "--json")
     _ok(diff)
-    changes = json.loads(diff.stdout)[str(SMOKE / "kpi_summary.json")]
+    changes = json.loads(diff.stdout)[str(SMOKE / "metrics.json")]
     assert "total_pnl_krw" in changes and changes["total_pnl_krw"]["diff"] != 0, changes
 
 
@@ -65,7 +65,7 @@ def test_experiments_show_both_with_params_and_kpis(dvc_repo: Path) -> None:
     assert {"seed7", "strict"} <= set(names), list(names)
     params = {n: names[n]["data"]["params"]["params.yaml"]["data"]["smoke"]["overrides"] for n in ("seed7", "strict")}
     assert params == {"seed7": "seed=7", "strict": "stage.mode=strict"}
-    trips = {n: names[n]["data"]["metrics"][str(SMOKE / "kpi_summary.json")]["data"]["round_trips"]
+    trips = {n: names[n]["data"]["metrics"][str(SMOKE / "metrics.json")]["data"]["round_trips"]
              for n in ("seed7", "strict")}
     assert all(isinstance(v, int) for v in trips.values()) and trips["seed7"] != trips["strict"]
     # our compare reads experiments by name
