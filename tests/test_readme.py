@@ -66,8 +66,11 @@ def test_first_command_in_a_fresh_clone_and_venv(tmp_path: Path) -> None:
 def test_dvc_walkthrough_and_compare_commands_as_documented(dvc_repo: Path) -> None:
     """Every command of the README's DVC block, then every compare command, in a temp git repo."""
     from conftest import dvc_env
-    env = dvc_env(dvc_repo.parent)
+    env = dict(dvc_env(dvc_repo.parent), COLUMNS="160")  # a 160-column terminal
     block = next(b for b in bash_blocks() if "dvc repro smoke" in b)
+    assert "master" not in README, "the default branch is main"
+    assert all(" -S " not in ln or ln.split()[3] in ("smoke", "longrun") or ln.split()[4] in ("smoke", "longrun")
+               for ln in README.splitlines() if ln.startswith("dvc exp run")), "name the stage in `dvc exp run`"
     for line in block.splitlines():
         cmd = line.split("  #")[0].strip()
         if not cmd or cmd.startswith(". "):
@@ -75,8 +78,16 @@ def test_dvc_walkthrough_and_compare_commands_as_documented(dvc_repo: Path) -> N
         proc = subprocess.run(["bash", "-c", cmd], cwd=dvc_repo, capture_output=True, text=True, env=env,
                               timeout=600)
         assert proc.returncode == 0, f"{cmd}\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+        assert "failed to load" not in (proc.stdout + proc.stderr).lower(), f"{cmd}\n{proc.stderr[-2000:]}"
         if cmd.startswith("python -m src.compare"):
             assert "Verdict" in proc.stdout
+        if cmd.startswith("dvc exp show"):  # the experiments, their changed values and KPIs, in 160 columns
+            assert all(len(ln) <= 160 for ln in proc.stdout.splitlines()), proc.stdout
+            assert "[seed7]" in proc.stdout and "[wide]" in proc.stdout and ":round_trips" in proc.stdout
+        if cmd.startswith("dvc params diff HEAD seed7"):
+            rows = {tuple(ln.split()) for ln in proc.stdout.splitlines()[1:] if ln.strip()}
+            assert rows == {("logs/d92-5/smoke/params.yaml", "seed", "42", "7"),
+                            ("params.yaml", "smoke.overrides", "seed=7")}, proc.stdout
     assert (dvc_repo / "dvc_plots/index.html").is_file()
     subprocess.run(["git", "add", "-A"], cwd=dvc_repo, env=env, check=True)
     subprocess.run(["git", "commit", "-qm", "second"], cwd=dvc_repo, env=env, check=True)
