@@ -91,11 +91,12 @@ def test_plots_show_and_diff_draw_offline(dvc_repo: Path, tmp_path: Path) -> Non
 
     ok("plots", "show")  # plain command: .dvc/config's plots.html_template
     charts = probe(dvc_repo / "dvc_plots/index.html", tmp_path)
-    assert len(charts) == 5  # spread+marks, equity and exit mix of smoke, equity and exit mix of longrun
+    assert len(charts) == 6  # per stage: spread with trade marks, equity, exit mix
     for chart in charts:
         assert chart["lines"] + chart["symbols"] + chart["rects"] > 0, chart
     spread = charts[0]
-    assert "symbol: BTC" in spread["title"], spread["title"]  # conf/universe: the top symbol, BTC
+    for chart in charts[:2]:  # both stages' spread charts: conf/universe's top symbol, BTC
+        assert "symbol: BTC" in chart["title"], chart["title"]
     assert spread["symbols"] == marks["HEAD"] > 0
 
     ok("plots", "diff", "HEAD", "seed2", "-o", "diff_plots")
