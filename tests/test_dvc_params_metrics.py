@@ -200,3 +200,8 @@ def test_experiment_names_resolve_as_dvc_resolves_them(dvc_repo: Path) -> None:
                           capture_output=True, text=True).stdout.split()
     refs = [r for r in refs if r.endswith("/seed2")]
     assert len(refs) == 2 and all(r in lines[0] for r in refs), (refs, lines)
+    # the full ref, as the error suggests, is taken
+    proc = run_cli(dvc_repo, "HEAD", refs[0], "--json", module="src.compare")
+    assert proc.returncode == 0, proc.stderr
+    sha = subprocess.run(["git", "rev-parse", refs[0]], cwd=dvc_repo, capture_output=True, text=True).stdout.strip()
+    assert json.loads(proc.stdout)["b"]["source"] == f"git:{sha}"
