@@ -53,18 +53,28 @@ def exp(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     if x.size and not (x.min() >= -_SAFE and x.max() <= _SAFE):  # also true when any is nan
         return _exp_edges(x)
-    kf = np.rint(x * _INV)
-    r = x - kf * _HI
-    r -= kf * _LO
-    q = r * _C[0]
+    kf = np.multiply(x, _INV)
+    np.rint(kf, out=kf)
+    r = np.multiply(kf, _HI)
+    np.subtract(x, r, out=r)
+    q = np.multiply(kf, _LO)
+    r -= q
+    np.multiply(r, _C[0], out=q)
     for c in _C[1:-1]:
         q += c
         q *= r
     q += _C[-1]
+    del r
     ki = kf.astype(np.int64)
-    out = _TBITS[ki & (_N - 1)]
-    out += ki << 44  # adds k//256 to the exponent field; (k%256)<<44 was taken out of the table
-    return out.view(np.float64) * q
+    del kf
+    out = np.bitwise_and(ki, _N - 1)
+    np.take(_TBITS, out, out=out, mode="clip")  # clip: unbuffered; indices are < 256
+    np.left_shift(ki, 44, out=ki)
+    out += ki  # adds k//256 to the exponent field; (k%256)<<44 was taken out of the table
+    del ki
+    res = out.view(np.float64)
+    res *= q
+    return res
 
 
 def _exp_edges(x: np.ndarray) -> np.ndarray:

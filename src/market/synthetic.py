@@ -136,11 +136,12 @@ class SyntheticMarket:
             words = np.ascontiguousarray(words_of(raw).reshape(n_sym, 5, g_len).transpose(1, 2, 0))
             del raw
             pool = RetryPool(retry, _POOL)
-            z = [normals(words[k], n_sym, pool) for k in (_PRICE, _PREMIUM, _USDT_DEPTH, _KRW_DEPTH)]
+            z = [normals(words[k], n_sym, pool) for k in (_PRICE, _PREMIUM)]
             # Price: GBM as a running product of per-tick growth factors, carried across blocks.
             steps = z[_PRICE] * sigma
             steps -= 0.5 * sigma * sigma
             px = _growth(steps)
+            del steps
             px[0] *= usd
             np.multiply.accumulate(px, axis=0, out=px)
             usd = px[-1].copy()
@@ -171,9 +172,11 @@ class SyntheticMarket:
             krw_mid *= premium
             sizes = []
             for kind in (_USDT_DEPTH, _KRW_DEPTH):
-                arg = z[kind] * noise
+                arg = normals(words[kind], n_sym, pool)
+                arg *= noise
                 arg += log_shift
                 size = detmath.exp(arg)
+                del arg
                 size *= self._depth_usd
                 size /= px
                 sizes.append(size)

@@ -109,20 +109,32 @@ def normals(words: np.ndarray, owner: int | np.ndarray, pool: RetryPool) -> np.n
     kt, wt, ft = tables()
     n = words.size
     flat_w = words.reshape(-1)
-    ju, ji, mag, out = np.empty(n, np.uint32), np.empty(n, np.intp), np.empty(n), np.empty(n)
+    ju, ji, mag, flag = _scratch(n)
+    out = np.empty(n)
     np.bitwise_and(flat_w, 511, out=ju)
     ji[...] = ju
     np.right_shift(flat_w, 9, out=ju)
     mag[...] = ju
-    np.take(_ktf(), ji, out=out)
-    bad = np.flatnonzero(mag >= out)
-    np.take(wt, ji, out=out)
+    np.take(_ktf(), ji, out=out, mode="clip")  # clip: unbuffered; indices are < 512
+    bad = np.flatnonzero(np.greater_equal(mag, out, out=flag))
+    np.take(wt, ji, out=out, mode="clip")
     out *= mag
-    del ju, ji, mag
     if bad.size:
         own = bad % owner if isinstance(owner, int) else np.asarray(owner).reshape(-1)[bad]
         out[bad] = _fix(flat_w[bad], own, pool, kt, wt, ft)
     return out.reshape(words.shape)
+
+
+_SCRATCH: dict[int, tuple[np.ndarray, ...]] = {}
+
+
+def _scratch(n: int) -> tuple[np.ndarray, ...]:
+    """Work arrays reused across calls of one size (fresh multi-MB arrays cost page faults)."""
+    if n not in _SCRATCH:
+        if len(_SCRATCH) > 2:
+            _SCRATCH.clear()
+        _SCRATCH[n] = (np.empty(n, np.uint32), np.empty(n, np.intp), np.empty(n), np.empty(n, bool))
+    return _SCRATCH[n]
 
 
 @lru_cache(maxsize=1)
