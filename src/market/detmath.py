@@ -107,15 +107,39 @@ def log(x: np.ndarray) -> np.ndarray:
     return e * _LN2_HI + (2.0 * s * acc + e * _LN2_LO)
 
 
+_TFLOAT = [float(np.array(b + (j << 44)).view(np.float64)) for j, b in enumerate(_TBITS.tolist())]
+
+
 def exp_s(x: float) -> float:
-    """e**x of one float (same bits as `exp` of a one-element array)."""
-    return float(exp(np.array([x]))[0])
+    """e**x of one float, in plain Python floats (same bits as `exp` of a one-element array)."""
+    if not -_SAFE <= x <= _SAFE:
+        return float(exp(np.array([x]))[0])
+    k = round(x * _INV)  # round half to even, as np.rint
+    kf = float(k)
+    r = x - kf * _HI
+    r -= kf * _LO
+    q = r * _C[0]
+    for c in _C[1:-1]:
+        q += c
+        q *= r
+    q += _C[-1]
+    return math.ldexp(_TFLOAT[k & (_N - 1)], k >> 8) * q
 
 
 def log_s(x: float) -> float:
+    """Natural log of one positive finite float (same bits as `log` of a one-element array)."""
     if not (x > 0.0 and x < math.inf):
         raise ValueError(f"log_s({x!r}): defined here for positive finite values only")
-    return float(log(np.array([x]))[0])
+    m, e = math.frexp(x)
+    if m < 0.7071067811865476:
+        m, e = m * 2.0, e - 1
+    ef = float(e)
+    s = (m - 1.0) / (m + 1.0)
+    s2 = s * s
+    acc = 1.0 / 25.0
+    for k in range(11, -1, -1):
+        acc = acc * s2 + 1.0 / (2 * k + 1)
+    return ef * _LN2_HI + (2.0 * s * acc + ef * _LN2_LO)
 
 
 def pow_s(base: float, e: float) -> float:
