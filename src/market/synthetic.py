@@ -36,9 +36,10 @@ _POOL = 512  # retry draws per symbol and block taken up front (about 300 are us
 
 # Stream ids: one generator each, so adding a stream never shifts another.
 _MAIN, _RETRY, _START = 0, 1, 6
-# Words per tick in a symbol's main stream, in this order (one block holds BLOCK of each);
+_ROWS = 900  # ticks per slice for the normals and exp: small work arrays, low peak memory
+# A block takes, from each symbol's main stream, BLOCK words for the price, then BLOCK for
+# the premium shock, the jump draw, the USDT depth, the KRW depth (drawn in this order);
 # a jump's size takes its word from the symbol's retry stream.
-_PRICE, _PREMIUM, _USDT_DEPTH, _KRW_DEPTH, _JUMP_AT = range(5)
 
 
 def _rng(seed: int, key: str, stream: int) -> np.random.Generator:
@@ -130,15 +131,10 @@ class SyntheticMarket:
         noise = spec.depth_noise
         log_shift = -0.5 * noise * noise
         while True:
-            raw = np.empty((n_sym, 5 * g_len // 2), dtype=np.uint64)
-            for s, g in enumerate(main):
-                raw[s] = g.bit_generator.random_raw(5 * g_len // 2)
-            words = np.ascontiguousarray(words_of(raw).reshape(n_sym, 5, g_len).transpose(1, 2, 0))
-            del raw
             pool = RetryPool(retry, _POOL)
-            z = [normals(words[k], n_sym, pool) for k in (_PRICE, _PREMIUM)]
             # Price: GBM as a running product of per-tick growth factors, carried across blocks.
-            steps = z[_PRICE] * sigma
+            steps = _normals(_words(main, g_len), pool)
+            steps *= sigma
             steps -= 0.5 * sigma * sigma
             px = _growth(steps)
             del steps
@@ -146,16 +142,19 @@ class SyntheticMarket:
             np.multiply.accumulate(px, axis=0, out=px)
             usd = px[-1].copy()
             # Premium: y_t = a*y_{t-1} + e_t, e = shock + jump; premium = mean + y.
-            e = z[_PREMIUM] * innov_sd
-            jumps = np.flatnonzero(words[_JUMP_AT] < jump_thr) if jump_thr < 4294967296 else np.arange(e.size)
+            e = _normals(_words(main, g_len), pool)
+            e *= innov_sd
+            jump_words = _words(main, g_len)
+            jumps = np.flatnonzero(jump_words < jump_thr) if jump_thr < 4294967296 else np.arange(e.size)
+            del jump_words
             if jumps.size:
                 owner = jumps % n_sym
                 counts = np.bincount(owner, minlength=n_sym)
                 fresh, first = pool.take(counts)
                 jz = normals(fresh[owner, first[owner] + rank_within(owner, counts)], owner, pool)
                 e.reshape(-1)[jumps] += spec.jump_sd_bps * jz
-            y, dev = _ou(e, y, a, apow)
-            premium = dev
+            y, premium = _ou(e, y, a, apow)
+            del e
             premium += self._premium_mean
             if spec.fx_kind is FxKind.walk:
                 fpool = RetryPool([fx_retry], 0)
@@ -171,18 +170,34 @@ class SyntheticMarket:
             krw_mid = px * fx[:, None]
             krw_mid *= premium
             sizes = []
-            for kind in (_USDT_DEPTH, _KRW_DEPTH):
-                arg = normals(words[kind], n_sym, pool)
-                arg *= noise
-                arg += log_shift
-                size = detmath.exp(arg)
-                del arg
+            for _venue in ("usdt", "krw"):
+                size = _normals(_words(main, g_len), pool)
+                size *= noise
+                size += log_shift
+                for r0 in range(0, g_len, _ROWS):
+                    size[r0: r0 + _ROWS] = detmath.exp(size[r0: r0 + _ROWS])
                 size *= self._depth_usd
                 size /= px
                 sizes.append(size)
             yield {"fx": fx, "usdt_bid": px * (1.0 - self._usdt_half), "usdt_ask": px * (1.0 + self._usdt_half),
                    "krw_bid": krw_mid * (1.0 - self._krw_half), "krw_ask": krw_mid * (1.0 + self._krw_half),
                    "usdt_size": sizes[0], "krw_size": sizes[1]}
+
+
+def _words(main: list[np.random.Generator], g_len: int) -> np.ndarray:
+    """The next g_len words of every symbol's main stream, as a (g_len, symbols) array."""
+    raw = np.empty((len(main), g_len // 2), dtype=np.uint64)
+    for s, g in enumerate(main):
+        raw[s] = g.bit_generator.random_raw(g_len // 2)
+    return np.ascontiguousarray(words_of(raw).reshape(len(main), g_len).T)
+
+
+def _normals(words: np.ndarray, pool: RetryPool) -> np.ndarray:
+    """`ziggurat.normals` of a (ticks, symbols) array, _ROWS ticks at a time."""
+    out = np.empty(words.shape)
+    for r0 in range(0, words.shape[0], _ROWS):
+        out[r0: r0 + _ROWS] = normals(words[r0: r0 + _ROWS], words.shape[1], pool)
+    return out
 
 
 def _ou(e: np.ndarray, y0: np.ndarray, a: float, apow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
