@@ -26,7 +26,7 @@ import numpy as np
 from src.config.schema import FxKind, SymbolSpec, SyntheticMarketConfig
 from src.market import detmath
 from src.market.tape import BookShape, MarketChunk
-from src.market.ziggurat import RetryPool, normals, rank_within, words_of
+from src.market.ziggurat import RetryPool, fast_path, fix, normals, rank_within, words_of
 
 GENERATOR = "synthetic-v2"
 SECONDS_PER_YEAR = 365.0 * 86400.0
@@ -193,10 +193,17 @@ def _words(main: list[np.random.Generator], g_len: int) -> np.ndarray:
 
 
 def _normals(words: np.ndarray, pool: RetryPool) -> np.ndarray:
-    """`ziggurat.normals` of a (ticks, symbols) array, _ROWS ticks at a time."""
+    """`ziggurat.normals` of a (ticks, symbols) array: the fast path _ROWS ticks at a time
+    (small work arrays), the retries of the whole array at once (fewer rounds)."""
     out = np.empty(words.shape)
+    n_sym = words.shape[1]
+    bad = []
     for r0 in range(0, words.shape[0], _ROWS):
-        out[r0: r0 + _ROWS] = normals(words[r0: r0 + _ROWS], words.shape[1], pool)
+        out[r0: r0 + _ROWS], b = fast_path(words[r0: r0 + _ROWS])
+        bad.append(b + r0 * n_sym)
+    idx = np.concatenate(bad) if bad else np.empty(0, dtype=np.intp)
+    if idx.size:
+        out.reshape(-1)[idx] = fix(words.reshape(-1)[idx], idx % n_sym, pool)
     return out
 
 

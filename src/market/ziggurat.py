@@ -106,23 +106,37 @@ def normals(words: np.ndarray, owner: int | np.ndarray, pool: RetryPool) -> np.n
     order the rejected words appear in `words` (C order), so a symbol's variates depend only
     on its own words and its own retry stream.
     """
-    kt, wt, ft = tables()
+    out, bad = fast_path(words)
+    if bad.size:
+        own = bad % owner if isinstance(owner, int) else np.asarray(owner).reshape(-1)[bad]
+        out.reshape(-1)[bad] = fix(words.reshape(-1)[bad], own, pool)
+    return out
+
+
+def fast_path(words: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The variates of words that land in their layer's rectangle, and the flat indices of
+    the others (their values are left to `fix`)."""
+    kt, wt, _ = tables()
     n = words.size
     flat_w = words.reshape(-1)
     ju, ji, mag, flag = _scratch(n)
-    out = np.empty(n)
+    out = np.empty(words.shape)
+    flat = out.reshape(-1)
     np.bitwise_and(flat_w, 511, out=ju)
     ji[...] = ju
     np.right_shift(flat_w, 9, out=ju)
     mag[...] = ju
-    np.take(_ktf(), ji, out=out, mode="clip")  # clip: unbuffered; indices are < 512
-    bad = np.flatnonzero(np.greater_equal(mag, out, out=flag))
-    np.take(wt, ji, out=out, mode="clip")
-    out *= mag
-    if bad.size:
-        own = bad % owner if isinstance(owner, int) else np.asarray(owner).reshape(-1)[bad]
-        out[bad] = _fix(flat_w[bad], own, pool, kt, wt, ft)
-    return out.reshape(words.shape)
+    np.take(_ktf(), ji, out=flat, mode="clip")  # clip: unbuffered; indices are < 512
+    bad = np.flatnonzero(np.greater_equal(mag, flat, out=flag))
+    np.take(wt, ji, out=flat, mode="clip")
+    flat *= mag
+    return out, bad
+
+
+def fix(w: np.ndarray, own: np.ndarray, pool: RetryPool) -> np.ndarray:
+    """The variates of the words `fast_path` left out (owners `own`), in their order."""
+    kt, wt, ft = tables()
+    return _fix(w, own, pool, kt, wt, ft)
 
 
 _SCRATCH: dict[int, tuple[np.ndarray, ...]] = {}
