@@ -93,19 +93,17 @@ class SyntheticMarket:
 
     def chunks(self, chunk_ticks: int) -> Iterator[MarketChunk]:
         blocks = self._blocks()
-        have: list[dict[str, np.ndarray]] = []  # the current block, from offset `off`
-        off = 0
+        block: dict[str, np.ndarray] = {}
+        off = BLOCK  # ticks of `block` already handed out
         for start in range(0, self.n_ticks, chunk_ticks):
             n = min(chunk_ticks, self.n_ticks - start)
             parts: list[dict[str, np.ndarray]] = []
-            need = n
-            while need:
-                if not have or off == BLOCK:
-                    have, off = [next(blocks)], 0
-                k = min(need, BLOCK - off)
-                parts.append({f: a[off: off + k] for f, a in have[0].items()})
+            while n > sum(p["fx"].shape[0] for p in parts):
+                if off == BLOCK:
+                    block, off = next(blocks), 0
+                k = min(n - sum(p["fx"].shape[0] for p in parts), BLOCK - off)
+                parts.append({f: a[off: off + k] for f, a in block.items()})
                 off += k
-                need -= k
             cols = parts[0] if len(parts) == 1 else {f: np.concatenate([p[f] for p in parts]) for f in parts[0]}
             yield MarketChunk(start=start, t_s=(start + np.arange(n)) * self.tick_s, **cols)
 

@@ -2,7 +2,7 @@
 
 Marsaglia & Tsang's ziggurat (J. Stat. Softw. 5(8), 2000) with 256 layers, as numpy's
 float32 sampler lays out a word: bits 0-7 pick the layer, bit 8 the sign, bits 9-31 the
-23-bit magnitude. About 98.8 % of words land inside their layer's rectangle and cost a
+23-bit magnitude. About 98.5 % of words land inside their layer's rectangle and cost a
 multiply; the rest (wedges and the tail beyond r = 3.654) take further words from a
 per-symbol retry pool, in a fixed order, with `detmath.exp`/`log` deciding. The tables are
 built with `detmath` too, so every CPU gets the same variates for the same words.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
+
 import numpy as np
 
 from src.market import detmath
