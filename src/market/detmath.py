@@ -28,11 +28,12 @@ def _tables() -> tuple[np.ndarray, float, float, float, float, float]:
     g = decimal.Decimal(2)
     for _ in range(8):  # 2**(1/256) by eight square roots (correctly rounded in decimal)
         g = _CTX.sqrt(g)
-    p, bits = decimal.Decimal(1), []
-    for j in range(_N):
-        t = float(p)  # in [1, 2): its exponent field is 1023; keep only the mantissa bits + 1023
-        bits.append(np.array(t).view(np.int64) - (j << 44))
+    p, vals = decimal.Decimal(1), []
+    for _ in range(_N):
+        vals.append(float(p))  # 2**(j/256) in [1, 2), correctly rounded from 40 digits
         p = _CTX.multiply(p, g)
+    # exponent field 1023 and the mantissa, less (j << 44): exp() adds k << 44 back (k = 256*m + j)
+    bits = np.array(vals).view(np.int64) - (np.arange(_N, dtype=np.int64) << 44)
     step = _CTX.divide(_LN2, decimal.Decimal(_N))
     hi = float(step)
     hi = math.ldexp(math.floor(math.ldexp(hi, 40)), -40)  # k*hi is exact for |k| < 2**20
@@ -40,7 +41,7 @@ def _tables() -> tuple[np.ndarray, float, float, float, float, float]:
     inv = float(_CTX.divide(decimal.Decimal(_N), _LN2))
     ln2_hi = math.ldexp(math.floor(math.ldexp(float(_LN2), 32)), -32)  # e*ln2_hi exact for |e| < 2**20
     ln2_lo = float(_CTX.subtract(_LN2, decimal.Decimal(ln2_hi)))
-    return np.array(bits, dtype=np.int64), inv, hi, lo, ln2_hi, ln2_lo
+    return bits, inv, hi, lo, ln2_hi, ln2_lo
 
 
 _TBITS, _INV, _HI, _LO, _LN2_HI, _LN2_LO = _tables()
@@ -107,7 +108,7 @@ def log(x: np.ndarray) -> np.ndarray:
     return e * _LN2_HI + (2.0 * s * acc + e * _LN2_LO)
 
 
-_TFLOAT = [float(np.array(b + (j << 44)).view(np.float64)) for j, b in enumerate(_TBITS.tolist())]
+_TFLOAT = (_TBITS + (np.arange(_N, dtype=np.int64) << 44)).view(np.float64).tolist()  # 2**(j/256)
 
 
 def exp_s(x: float) -> float:
