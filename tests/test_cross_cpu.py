@@ -1,6 +1,7 @@
 """Runs are bit-identical across CPUs: the smoke and a one-hour top-100 session, through the
-CLI, under every numpy dispatch setting this CPU can emulate (native; without AVX-512;
-baseline x86-64), give byte-identical outputs and the same fingerprint."""
+CLI, under every setting this machine can emulate (numpy native; without AVX-512; baseline
+x86-64; baseline with glibc's libm as on a CPU without FMA), give byte-identical outputs
+and the same fingerprint."""
 from __future__ import annotations
 
 import json
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import dispatch
-from conftest import clean_env, load_json, run_cli, run_dir_of
+from conftest import load_json, run_cli, run_dir_of
 
 OUTPUTS = ("kpi_summary.json", "trades.jsonl", "provenance.json")
 
@@ -27,15 +28,11 @@ def _outputs(run: Path) -> dict[str, bytes]:
 def test_outputs_identical_under_every_numpy_dispatch_setting(repo: Path, stage: str) -> None:
     runs: dict[str, dict[str, bytes]] = {}
     skipped = []
-    for name, disabled, why in dispatch.settings():
+    for name, extra, why in dispatch.settings():
         if why:
             skipped.append(f"{name}: {why}")
             continue
-        env = clean_env()
-        env.pop("NPY_DISABLE_CPU_FEATURES", None)
-        if disabled:
-            env["NPY_DISABLE_CPU_FEATURES"] = disabled
-            dispatch.check_effective(disabled, env)
+        env = dispatch.env_for(extra)
         proc = run_cli(repo, f"stage={stage}", f"run.id=cpu-{name}", env=env, timeout=600)
         assert proc.returncode == 0, (name, proc.stdout[-2000:], proc.stderr[-2000:])
         runs[name] = _outputs(run_dir_of(proc, repo))
@@ -53,3 +50,17 @@ def test_outputs_identical_under_every_numpy_dispatch_setting(repo: Path, stage:
     assert len({m.get("fingerprint") for m in meta}) == 1
     if skipped:  # say so in the report, never pass as if three settings ran
         print("settings skipped:", "; ".join(skipped))
+
+
+@pytest.mark.slow
+def test_bench_market_quick_runs_and_compares_both_generators() -> None:
+    """benchmarks/bench_market.py --quick (CI's mode) runs and prints v1 and v2 side by side."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    out = subprocess.run([sys.executable, "benchmarks/bench_market.py", "--quick"], cwd=REPO, capture_output=True,
+                         text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert "synthetic-v1" in out.stdout and "synthetic-v2" in out.stdout and "v2 / v1 speed" in out.stdout
