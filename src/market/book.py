@@ -4,11 +4,20 @@ from __future__ import annotations
 from src.market.tape import BookShape
 
 
+def growth_pow(book: BookShape) -> float:
+    """growth**levels by repeated multiplication: `**` on floats is libm's pow, whose
+    last bit may differ between CPUs (glibc picks an FMA variant where the CPU has one)."""
+    p = 1.0
+    for _ in range(book.levels):
+        p *= book.growth
+    return p
+
+
 def depth(top_size: float, book: BookShape) -> float:
     """Total size on one side of the book, in coins."""
     if book.growth == 1.0:
         return top_size * book.levels
-    return top_size * (book.growth**book.levels - 1.0) / (book.growth - 1.0)
+    return top_size * (growth_pow(book) - 1.0) / (book.growth - 1.0)
 
 
 def walk(top_price: float, top_size: float, qty: float, side: int, book: BookShape) -> float:

@@ -2,9 +2,17 @@
 
 Per symbol: a GBM USD reference price; a Binance-style USDT book at that price; an
 Upbit-style KRW book at price * FX * (1 + premium); the premium (bps) is an
-Ornstein-Uhlenbeck process around a per-symbol mean, with Poisson jumps. Every random
-stream has its own generator keyed by (seed, symbol, stream), so a symbol's path does not
-depend on which other symbols are in the universe, and chunks join seamlessly.
+Ornstein-Uhlenbeck process around a per-symbol mean, with Bernoulli (per tick) jumps;
+lognormal top-of-book depth per venue and tick.
+
+Bit-identical on every CPU: the only floating-point operations are + - * / and sqrt
+(IEEE 754 rounds them alike everywhere); exp and log come from `detmath`, normal
+variates from `ziggurat`, both built from those operations. Random words come from
+numpy's PCG64 (integer arithmetic), one generator per (seed, symbol, stream), so a
+symbol's path does not depend on which other symbols are in the universe. Ticks are
+generated in fixed blocks of BLOCK ticks (the last one in full too) and handed out in
+whatever chunks the engine asks for, so a tick's values depend only on (seed, parameters,
+symbol, tick index): not on the chunking, nor on the session's length.
 """
 from __future__ import annotations
 
@@ -16,17 +24,39 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from src.config.schema import FxKind, SymbolSpec, SyntheticMarketConfig
+from src.market import detmath
 from src.market.tape import BookShape, MarketChunk
+from src.market.ziggurat import RetryPool, fast_path, fix, normals, rank_within, words_of
 
-GENERATOR = "synthetic-v1"
+GENERATOR = "synthetic-v2"
 SECONDS_PER_YEAR = 365.0 * 86400.0
+BLOCK = 3600  # ticks generated at a time (= the engines' chunk, so chunks are views)
+_SCAN = 60  # the OU recursion runs in sub-blocks of this many ticks (BLOCK % _SCAN == 0)
+_POOL = 512  # retry draws per symbol and block taken up front (about 300 are used)
 
 # Stream ids: one generator each, so adding a stream never shifts another.
-_PRICE, _PREMIUM, _JUMP_AT, _JUMP_SIZE, _USDT_DEPTH, _KRW_DEPTH, _START = range(7)
+_MAIN, _RETRY, _START = 0, 1, 6
+_ROWS = 900  # ticks per slice for the normals and exp: small work arrays, low peak memory
+# A block takes, from each symbol's main stream, BLOCK words for the price, then BLOCK for
+# the premium shock, the jump draw, the USDT depth, the KRW depth (drawn in this order);
+# a jump's size takes its word from the symbol's retry stream.
 
 
 def _rng(seed: int, key: str, stream: int) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(key.encode("utf-8")), stream])
+
+
+def _growth(steps: np.ndarray) -> np.ndarray:
+    """e**steps; for the small per-tick log returns a degree-5 Taylor polynomial (error
+    below 1e-18 relative for |x| <= 1/256), else `detmath.exp`."""
+    if steps.size and not (steps.min() >= -1.0 / 256.0 and steps.max() <= 1.0 / 256.0):
+        return detmath.exp(steps)
+    q = steps * (1.0 / 120.0)
+    for c in (1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0):
+        q += c
+        q *= steps
+    q += 1.0
+    return q
 
 
 class SyntheticMarket:
@@ -40,16 +70,19 @@ class SyntheticMarket:
         self.tick_s = tick_s
         self.symbols = tuple(s.symbol for s in symbols)
         self.book = BookShape(spec.book_levels, spec.level_step_bps, spec.level_growth)
-        rank = np.arange(1, len(symbols) + 1, dtype=np.float64)
+        ranks = range(1, len(symbols) + 1)
+        spread_f = np.array([detmath.pow_s(float(r), spec.half_spread_rank_exp) for r in ranks])
+        depth_f = np.array([detmath.pow_s(float(r), -spec.depth_rank_exp) for r in ranks])
         self._usd0 = np.array([s.usd_price for s in symbols], dtype=np.float64)
-        self._usdt_half = spec.usdt_half_spread_bps * rank**spec.half_spread_rank_exp * 1e-4
-        self._krw_half = spec.krw_half_spread_bps * rank**spec.half_spread_rank_exp * 1e-4
-        self._depth_usd = spec.depth_usd * rank ** (-spec.depth_rank_exp)
-        starts = [_rng(seed, s, _START).standard_normal(2) for s in self.symbols]
-        u = np.array([x[0] for x in starts])
-        z = np.array([x[1] for x in starts])
+        self._usdt_half = spec.usdt_half_spread_bps * spread_f * 1e-4
+        self._krw_half = spec.krw_half_spread_bps * spread_f * 1e-4
+        self._depth_usd = spec.depth_usd * depth_f
+        u, z = np.zeros(len(symbols)), np.zeros(len(symbols))
+        for i, s in enumerate(self.symbols):
+            g = _rng(seed, s, _START)
+            u[i], z[i] = normals(words_of(g.bit_generator.random_raw(1)), 1, RetryPool([g], 0))
         # Mean premium in [-max/4, max]: the KRW venue usually trades rich.
-        self._premium_mean = spec.premium_mean_max_bps * (1.25 / (1.0 + np.exp(-u)) - 0.25)
+        self._premium_mean = spec.premium_mean_max_bps * (1.25 / (1.0 + detmath.exp(-u)) - 0.25)
         self._premium0 = self._premium_mean + spec.premium_sd_bps * z
 
     def identity(self) -> dict[str, Any]:
@@ -59,56 +92,140 @@ class SyntheticMarket:
                 "symbols": list(self.symbols), "n_ticks": self.n_ticks, "tick_s": self.tick_s}
 
     def chunks(self, chunk_ticks: int) -> Iterator[MarketChunk]:
-        spec, dt, n_sym = self.spec, self.tick_s, len(self.symbols)
-        rngs = {(s, k): _rng(self.seed, s, k) for s in self.symbols
-                for k in (_PRICE, _PREMIUM, _JUMP_AT, _JUMP_SIZE, _USDT_DEPTH, _KRW_DEPTH)}
-        fx_rng = _rng(self.seed, "__FX__", _PRICE)
-        sigma = spec.price_vol_annual * math.sqrt(dt / SECONDS_PER_YEAR)
-        a = math.exp(-math.log(2.0) * dt / spec.premium_half_life_s)
-        innov_sd = spec.premium_sd_bps * math.sqrt(1.0 - a * a)
-        jump_p = spec.jump_rate_per_hour * dt / 3600.0
-        log_px = np.log(self._usd0)
-        prem = self._premium0.copy()
-        log_fx = math.log(spec.fx_krw_per_usd)
-        fx_sd = spec.fx_vol_bps_per_sqrt_s * 1e-4 * math.sqrt(dt)
-
-        def draw(kind: int, n: int, fn: str) -> np.ndarray:
-            cols = [getattr(rngs[(s, kind)], fn)(n) for s in self.symbols]
-            return np.stack(cols, axis=1) if cols else np.empty((n, 0))
-
+        blocks = self._blocks()
+        block: dict[str, np.ndarray] = {}
+        off = BLOCK  # ticks of `block` already handed out
         for start in range(0, self.n_ticks, chunk_ticks):
             n = min(chunk_ticks, self.n_ticks - start)
-            # Price: sequential cumsum seeded with the carried value joins chunks exactly.
-            steps = -0.5 * sigma * sigma + sigma * draw(_PRICE, n, "standard_normal")
-            path = np.cumsum(np.vstack([log_px[None, :], steps]), axis=0)[1:]
-            log_px = path[-1].copy()
-            usd = np.exp(path)
-            shocks = innov_sd * draw(_PREMIUM, n, "standard_normal")
-            jumps = np.where(draw(_JUMP_AT, n, "random") < jump_p,
-                             spec.jump_sd_bps * draw(_JUMP_SIZE, n, "standard_normal"), 0.0)
-            premium = np.empty((n, n_sym))
-            mu = self._premium_mean
-            for i in range(n):  # the OU recursion is sequential in time, vectorised over symbols
-                prem = mu + a * (prem - mu) + shocks[i] + jumps[i]
-                premium[i] = prem
+            parts: list[dict[str, np.ndarray]] = []
+            while n > sum(p["fx"].shape[0] for p in parts):
+                if off == BLOCK:
+                    block, off = next(blocks), 0
+                k = min(n - sum(p["fx"].shape[0] for p in parts), BLOCK - off)
+                parts.append({f: a[off: off + k] for f, a in block.items()})
+                off += k
+            cols = parts[0] if len(parts) == 1 else {f: np.concatenate([p[f] for p in parts]) for f in parts[0]}
+            yield MarketChunk(start=start, t_s=(start + np.arange(n)) * self.tick_s, **cols)
+
+    def _blocks(self) -> Iterator[dict[str, np.ndarray]]:
+        spec, dt, n_sym, g_len = self.spec, self.tick_s, len(self.symbols), BLOCK
+        main = [_rng(self.seed, s, _MAIN) for s in self.symbols]
+        retry = [_rng(self.seed, s, _RETRY) for s in self.symbols]
+        fx_main, fx_retry = _rng(self.seed, "__FX__", _MAIN), _rng(self.seed, "__FX__", _RETRY)
+        sigma = spec.price_vol_annual * math.sqrt(dt / SECONDS_PER_YEAR)
+        a = detmath.pow_s(0.5, dt / spec.premium_half_life_s)  # exp(-ln 2 * dt / half-life)
+        innov_sd = spec.premium_sd_bps * math.sqrt(1.0 - a * a)
+        jump_p = spec.jump_rate_per_hour * dt / 3600.0
+        jump_thr = round(jump_p * 4294967296.0)  # P(word < thr) = jump_p, to 2**-32
+        apow = np.empty(_SCAN)  # a**(k+1), by repeated multiplication
+        acc = 1.0
+        for k in range(_SCAN):
+            acc *= a
+            apow[k] = acc
+        usd = self._usd0.copy()
+        y = self._premium0 - self._premium_mean  # the premium's deviation from its mean
+        fx_now = spec.fx_krw_per_usd
+        fx_sd = spec.fx_vol_bps_per_sqrt_s * 1e-4 * math.sqrt(dt)
+        noise = spec.depth_noise
+        log_shift = -0.5 * noise * noise
+        while True:
+            pool = RetryPool(retry, _POOL)
+            # Price: GBM as a running product of per-tick growth factors, carried across blocks.
+            steps = _normals(_words(main, g_len), pool)
+            steps *= sigma
+            steps -= 0.5 * sigma * sigma
+            px = _growth(steps)
+            del steps
+            px[0] *= usd
+            np.multiply.accumulate(px, axis=0, out=px)
+            usd = px[-1].copy()
+            # Premium: y_t = a*y_{t-1} + e_t, e = shock + jump; premium = mean + y.
+            e = _normals(_words(main, g_len), pool)
+            e *= innov_sd
+            jump_words = _words(main, g_len)
+            jumps = np.flatnonzero(jump_words < jump_thr) if jump_thr < 4294967296 else np.arange(e.size)
+            del jump_words
+            if jumps.size:
+                owner = jumps % n_sym
+                counts = np.bincount(owner, minlength=n_sym)
+                fresh, first = pool.take(counts)
+                jz = normals(fresh[owner, first[owner] + rank_within(owner, counts)], owner, pool)
+                e.reshape(-1)[jumps] += spec.jump_sd_bps * jz
+            y, premium = _ou(e, y, a, apow)
+            del e
+            premium += self._premium_mean
             if spec.fx_kind is FxKind.walk:
-                fx_path = np.cumsum(np.concatenate([[log_fx], fx_sd * fx_rng.standard_normal(n)]))[1:]
-                log_fx = float(fx_path[-1])
-                fx = np.exp(fx_path)
+                fpool = RetryPool([fx_retry], 0)
+                fz = normals(words_of(fx_main.bit_generator.random_raw((g_len + 1) // 2))[:g_len], 1, fpool)
+                fx = _growth(fz * fx_sd)
+                fx[0] *= fx_now
+                np.multiply.accumulate(fx, out=fx)
+                fx_now = float(fx[-1])
             else:
-                fx = np.full(n, spec.fx_krw_per_usd)
-            krw_mid = usd * fx[:, None] * (1.0 + premium * 1e-4)
-            noise = spec.depth_noise
-            usdt_size = self._depth_usd * np.exp(noise * draw(_USDT_DEPTH, n, "standard_normal") - 0.5 * noise**2) / usd
-            krw_size = self._depth_usd * np.exp(noise * draw(_KRW_DEPTH, n, "standard_normal") - 0.5 * noise**2) / usd
-            yield MarketChunk(
-                start=start,
-                t_s=(start + np.arange(n)) * dt,
-                fx=fx,
-                usdt_bid=usd * (1.0 - self._usdt_half),
-                usdt_ask=usd * (1.0 + self._usdt_half),
-                krw_bid=krw_mid * (1.0 - self._krw_half),
-                krw_ask=krw_mid * (1.0 + self._krw_half),
-                usdt_size=usdt_size,
-                krw_size=krw_size,
-            )
+                fx = np.full(g_len, spec.fx_krw_per_usd)
+            premium *= 1e-4
+            premium += 1.0
+            krw_mid = px * fx[:, None]
+            krw_mid *= premium
+            sizes = []
+            for _venue in ("usdt", "krw"):
+                size = _normals(_words(main, g_len), pool)
+                size *= noise
+                size += log_shift
+                for r0 in range(0, g_len, _ROWS):
+                    size[r0: r0 + _ROWS] = detmath.exp(size[r0: r0 + _ROWS])
+                size *= self._depth_usd
+                size /= px
+                sizes.append(size)
+            yield {"fx": fx, "usdt_bid": px * (1.0 - self._usdt_half), "usdt_ask": px * (1.0 + self._usdt_half),
+                   "krw_bid": krw_mid * (1.0 - self._krw_half), "krw_ask": krw_mid * (1.0 + self._krw_half),
+                   "usdt_size": sizes[0], "krw_size": sizes[1]}
+
+
+def _words(main: list[np.random.Generator], g_len: int) -> np.ndarray:
+    """The next g_len words of every symbol's main stream, as a (g_len, symbols) array."""
+    raw = np.empty((len(main), g_len // 2), dtype=np.uint64)
+    for s, g in enumerate(main):
+        raw[s] = g.bit_generator.random_raw(g_len // 2)
+    return np.ascontiguousarray(words_of(raw).reshape(len(main), g_len).T)
+
+
+def _normals(words: np.ndarray, pool: RetryPool) -> np.ndarray:
+    """`ziggurat.normals` of a (ticks, symbols) array: the fast path _ROWS ticks at a time
+    (small work arrays), the retries of the whole array at once (fewer rounds)."""
+    out = np.empty(words.shape)
+    n_sym = words.shape[1]
+    bad = []
+    for r0 in range(0, words.shape[0], _ROWS):
+        out[r0: r0 + _ROWS], b = fast_path(words[r0: r0 + _ROWS])
+        bad.append(b + r0 * n_sym)
+    idx = np.concatenate(bad) if bad else np.empty(0, dtype=np.intp)
+    if idx.size:
+        out.reshape(-1)[idx] = fix(words.reshape(-1)[idx], idx % n_sym, pool)
+    return out
+
+
+def _ou(e: np.ndarray, y0: np.ndarray, a: float, apow: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """y_t = a*y_{t-1} + e_t over the rows of e (time), from y0; returns (last y, all y).
+
+    In sub-blocks of _SCAN ticks: z (the recursion from 0 within each sub-block, all
+    sub-blocks at once), then each sub-block's start (sequential, one row per sub-block),
+    then y = z + a**(k+1) * start. The same recursion, rounded in another order.
+    """
+    n, n_sym = e.shape
+    nb = n // _SCAN
+    e3 = e.reshape(nb, _SCAN, n_sym)
+    z = np.empty_like(e3)
+    z[:, 0] = e3[:, 0]
+    for k in range(1, _SCAN):
+        np.multiply(z[:, k - 1], a, out=z[:, k])
+        z[:, k] += e3[:, k]
+    starts = np.empty((nb, n_sym))
+    cur = y0
+    a_scan = float(apow[-1])
+    for b in range(nb):
+        starts[b] = cur
+        cur = a_scan * cur + z[b, -1]
+    y = apow[None, :, None] * starts[:, None, :]
+    y += z
+    return cur, y.reshape(n, n_sym)
