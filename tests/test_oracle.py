@@ -1,0 +1,199 @@
+"""An independent oracle for the engine's rules: scripted markets, hand-computed results.
+
+Every expected number below is a literal worked out by hand (the arithmetic is in the
+comment next to it), never by calling engine code, and every engine in ENGINES must
+produce it. The differential tests (test_engine_equivalence.py) prove the engines agree
+with each other; these prove they agree with the rules (SPEC.md section 5 and the
+docstrings of src/engine/), so a bug the engines share (a constant, a formula) is caught.
+
+Conventions that keep the arithmetic exact in binary floating point:
+- The venue a spread is divided by quotes 128 (a power of two) and every other USD value
+  is 128 plus a multiple of 1/8 (or 1/256 for "just past a boundary" cases). So a spread
+  of k/8 USD is k/1024 of the price: k * 9.765625 bps, exact. Call 9.765625 bps "1u".
+- KRW prices are FX x a USD value (`krw(129.0)` = 129 x 1300 = 167700.0), so KRW / FX
+  gives the USD value back exactly.
+- Zone bands, TP, SL and the minimum loss are multiples of u, so "exactly at the
+  threshold" really is exactly at it (the unit test's 30.00000000000035 never is).
+Money (fees, PnL) is not exact in binary (fees are bps * 1e-4); the engine rounds it for
+the record (PnL to 0.01 KRW), and the literals are those rounded values.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, Callable
+
+import pytest
+
+from oracle_market import Q, ScriptedMarket, Tick
+from src.config.schema import Profile, RiskConfig, Zone
+from src.engine.fast import run_session_fast
+from src.engine.kpi import summarize
+from src.engine.loop import EngineParams, SessionResult, run_session
+from src.engine.zones import Applied
+from src.market.tape import BookShape
+
+# THE registry: every engine is checked against every case below. Add new engines here.
+ENGINES: dict[str, Callable[..., SessionResult]] = {"reference": run_session, "fast": run_session_fast}
+
+
+@pytest.fixture(params=sorted(ENGINES))
+def engine(request: pytest.FixtureRequest) -> Callable[..., SessionResult]:
+    return ENGINES[request.param]
+
+
+FX = 1300.0
+U = 9.765625  # bps of 1/8 USD on 128 USD (1/1024), see the module docstring
+BOOK = BookShape(levels=3, step_bps=10.0, growth=2.0)  # sizes s, 2s, 4s at top, +10 bps, +20 bps
+
+# Zones in u: [4u, 10u) = [39.0625, 97.65625) bps, a gap to 12u, then [12u, 40u) = [117.1875, 390.625).
+PROFILE = Profile(
+    zones=[Zone(lo_bps=39.0625, hi_bps=97.65625, tp_bps=29.296875, sl_bps=19.53125, size_frac=0.5),  # tp 3u, sl 2u
+           Zone(lo_bps=117.1875, hi_bps=390.625, tp_bps=58.59375, sl_bps=39.0625, size_frac=1.0)],  # tp 6u, sl 4u
+    soft_limit_s=60.0, hard_limit_s=120.0,
+    min_loss_bps=20.234375)  # 30 bps round-trip fees - 1u: a 1u capture after fees is exactly "within" it
+RISK = RiskConfig(max_notional_usd=2048.0, max_open_positions=20, daily_loss_limit_usd=1e6, min_fill_usd=50.0)
+
+
+def krw(usd: float, fx: float = FX) -> float:
+    """KRW price of a USD value at an FX (exact for the values used here)."""
+    return usd * fx
+
+
+def params(symbols: tuple[str, ...], profile: Profile = PROFILE, usdt_fee: float = 10.0, krw_fee: float = 5.0,
+           floor: float = 1.0, **risk: Any) -> EngineParams:
+    """Taker fees 10 bps (USDT venue) and 5 bps (KRW venue): 30 bps a round trip on four legs."""
+    applied = tuple(Applied(s, "oracle", profile, "fallback") for s in symbols)
+    return EngineParams(applied, usdt_fee, krw_fee, floor, replace(RISK, **risk))
+
+
+def play(engine: Callable[..., SessionResult], symbols: tuple[str, ...], ticks: list[Tick],
+         p: EngineParams | None = None) -> SessionResult:
+    """Run the script whole and one tick per chunk; both must give the same result."""
+    p = p or params(symbols)
+    out = []
+    for chunk in (None, 1):
+        seen: list[dict] = []
+        res = engine(ScriptedMarket(symbols, ticks, BOOK, chunk), p, seen.append)
+        assert seen == res.trades, "on_trade saw other trades than the result holds"
+        out.append(res)
+    assert repr(out[0]) == repr(out[1]), "chunking changed the result"
+    return out[0]
+
+
+def exits(res: SessionResult) -> list[tuple[str, float, str, str | None]]:
+    return [(t["symbol"], t["exit_t_s"], t["exit_reason"], t["time_limit_kind"]) for t in res.trades]
+
+
+def kpis(res: SessionResult, symbols: tuple[str, ...], tick_s: float) -> dict[str, Any]:
+    k = summarize(res, params(symbols).applied, {"sha256": "-"}, res.ticks * tick_s, tick_s)
+    for key in ("zone_profile_digest", "zone_profiles_loaded", "per_symbol", "planned_duration_s", "simulated_s"):
+        del k[key]
+    return k
+
+
+NO_REJECTIONS = {"outside_zones": 0, "kill_switch": 0, "max_open_positions": 0, "insufficient_depth": 0,
+                 "cost_floor": 0}
+
+# Direction +1 quotes (KRW venue rich; USDT flat at 128, so every spread is over 128):
+ENTRY = Q(128.0, 128.0, krw(129.0), krw(129.125))  # enter 8u = 78.125 bps: (129 - 128) / 128 * 1e4, zone 0
+HOLD0 = Q(128.0, 128.0, krw(128.875), krw(129.0))  # exit spread 8u: captured 0
+HOLD1 = Q(128.0, 128.0, krw(128.75), krw(128.875))  # exit spread 7u: captured 1u = 9.765625 bps
+FLAT = Q(128.0, 128.0, krw(128.25), krw(128.375))  # entry spread 2u = 19.53 bps: below the zones, no signal
+
+
+# -- exits ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("krw_ask_usd,expected", [
+    (128.625 + 1 / 256, []),  # exit spread 5u + 0.3052 bps: captured 3u - 0.3052 < tp 3u: holds
+    (128.625, [("BTC", 30.0, "take_profit", None)]),  # exit spread (128.625-128)/128*1e4 = 5u: captured 3u = tp
+    (128.625 - 1 / 256, [("BTC", 30.0, "take_profit", None)]),  # captured 3u + 0.3052 bps
+])
+def test_take_profit_at_and_around_the_threshold(engine, krw_ask_usd: float, expected: list) -> None:
+    res = play(engine, ("BTC",), [Tick(0.0, FX, (ENTRY,)),
+                                  Tick(30.0, FX, (Q(128.0, 128.0, krw(128.5), krw(krw_ask_usd)),))])
+    assert exits(res) == expected
+    assert len(res.open_positions) == 1 - len(expected)
+
+
+def test_take_profit_trade_record(engine) -> None:
+    """The whole record of a round trip at the threshold, fees on all four legs."""
+    res = play(engine, ("BTC",), [Tick(0.0, FX, (ENTRY,)), Tick(30.0, FX, (Q(128.0, 128.0, krw(128.5), krw(128.625)),))])
+    assert res.trades == [{
+        "symbol": "BTC", "direction": "sell_krw_buy_usdt", "profile": "oracle", "zone": "39.0625-97.6562",
+        "entry_t_s": 0.0, "exit_t_s": 30.0, "hold_s": 30.0,
+        "entry_spread_bps": 78.125, "exit_spread_bps": 48.8281,  # 8u; 5u = 48.828125 rounded to 4 places
+        "qty": 8.0, "fill_ratio": 1.0, "notional_usd": 1024.0,  # 2048 * size_frac 0.5 / 128 = 8 coins
+        "entry_usdt_px": 128.0, "entry_krw_px": 167700.0,  # buy USDT ask, sell KRW bid
+        "exit_usdt_px": 128.0, "exit_krw_px": 167212.5,  # sell USDT bid, buy KRW ask 128.625 x 1300
+        "fx_entry": 1300.0, "fx_exit": 1300.0,
+        # KRW legs 5 bps: 5e-4 * 8 * (167700 + 167212.5) = 1339.65; USDT legs 10 bps:
+        # 1e-3 * 8 * (128 + 128) = 2.048 USDT x 1300 = 2662.4 KRW; 1339.65 + 2662.4 = 4002.05
+        "fees_krw": 4002.05, "slippage_krw": 0.0,
+        # gross 8 * (167700 - 167212.5) = 3900 KRW, USDT leg 0; 3900 - 4002.05 = -102.05 (TP 3u < 30 bps of fees)
+        "pnl_krw": -102.05, "pnl_usd": -0.0785,  # -102.05 / 1300
+        "exit_reason": "take_profit", "time_limit_kind": None,
+    }]
+
+
+# Direction -1: KRW venue cheap; the KRW quote divides the spread, so it sits at 128.
+@pytest.mark.parametrize("usdt_ask,expected", [
+    (129.25 - 1 / 256, []),  # exit spread 10u - 0.3052 bps: widened by less than sl 2u
+    (129.25, [("ETH", 30.0, "stop_loss", None)]),  # (129.25 - 128) / 128 * 1e4 = 10u: widened by 2u = sl
+    (129.25 + 1 / 256, [("ETH", 30.0, "stop_loss", None)]),
+])
+def test_stop_loss_at_and_around_the_threshold(engine, usdt_ask: float, expected: list) -> None:
+    enter = Q(129.0, 129.125, krw(127.875), krw(128.0))  # (129 - 128) / 128 * 1e4 = 8u, zone 0
+    wider = Q(129.125, usdt_ask, krw(128.0), krw(128.125))  # exit: buy USDT ask, sell KRW bid (128)
+    res = play(engine, ("ETH",), [Tick(0.0, FX, (enter,)), Tick(30.0, FX, (wider,))])
+    assert exits(res) == expected
+    if expected:
+        t = res.trades[0]
+        assert (t["direction"], t["entry_spread_bps"], t["exit_usdt_px"], t["exit_krw_px"]) == \
+            ("buy_krw_sell_usdt", 78.125, usdt_ask, 166400.0)
+        assert t["qty"] == 7.9379844961  # 2048 * 0.5 / 129 (the USDT bid sold at entry)
+
+
+@pytest.mark.parametrize("krw_bid_usd,krw_ask_usd,expected", [
+    # KRW mid 127.8125 < USDT mid 128: the premium flipped sign. The captured spread
+    # (78.125 - (127.875 - 128) / 128 * 1e4 = 9u) also clears tp, but reversal is checked first.
+    (127.75, 127.875, "spread_reversal"),
+    # KRW mid exactly 128: the premium is 0, not a flip; captured 78.125 - 1u = 7u >= tp 3u.
+    (127.875, 128.125, "take_profit"),
+])
+def test_spread_reversal_and_a_zero_premium(engine, krw_bid_usd: float, krw_ask_usd: float, expected: str) -> None:
+    res = play(engine, ("BTC",), [Tick(0.0, FX, (ENTRY,)),
+                                  Tick(30.0, FX, (Q(128.0, 128.0, krw(krw_bid_usd), krw(krw_ask_usd)),))])
+    assert exits(res) == [("BTC", 30.0, expected, None)]
+
+
+def test_soft_then_hard_time_limit_with_the_min_loss_condition(engine) -> None:
+    """Soft limit 60 s, hard 120 s, min loss 30 bps fees - 1u; ticks every 30 s.
+
+    The soft exit needs captured - 30 >= -(30 - 1u), i.e. a capture of at least 1u.
+    """
+    almost = Q(128.0, 128.0, krw(128.75), krw(128.875 + 1 / 256))  # captured 1u - 0.3052 bps: not within
+    script = [  # BTC                  ETH             XRP             SOL
+        Tick(0.0, FX, (ENTRY, ENTRY, ENTRY, ENTRY)),
+        Tick(30.0, FX, (HOLD0, HOLD1, HOLD0, almost)),  # ETH: 1u captured but before the soft limit
+        Tick(60.0, FX, (HOLD0, HOLD1, HOLD0, almost)),  # ETH: soft at exactly 60 s
+        Tick(90.0, FX, (HOLD0, FLAT, HOLD1, almost)),  # XRP: held back at 60 s (captured 0), soft now
+        Tick(120.0, FX, (HOLD0, FLAT, FLAT, almost)),  # BTC and SOL: hard at exactly 120 s
+    ]
+    res = play(engine, ("BTC", "ETH", "XRP", "SOL"), script)
+    assert exits(res) == [("ETH", 60.0, "time_limit", "soft"), ("XRP", 90.0, "time_limit", "soft"),
+                          ("BTC", 120.0, "time_limit", "hard"), ("SOL", 120.0, "time_limit", "hard")]
+    assert [t["hold_s"] for t in res.trades] == [60.0, 90.0, 120.0, 120.0]
+    # ETH: gross 8 * (167700 - 128.875 * 1300 = 167537.5) = 1300; fees 5e-4 * 8 * (167700 + 167537.5)
+    # = 1340.95 + 2662.4 (USDT legs, as above) = 4003.35; 1300 - 4003.35 = -2703.35
+    assert (res.trades[0]["fees_krw"], res.trades[0]["pnl_krw"]) == (4003.35, -2703.35)
+    k = kpis(res, ("BTC", "ETH", "XRP", "SOL"), 30.0)
+    assert k["exit_reasons"] == {"take_profit": 0, "stop_loss": 0, "time_limit": 4, "spread_reversal": 0}
+    assert k["time_limit_kinds"] == {"soft": 2, "hard": 2}
+    assert k["avg_hold_s"] == 97.5  # (60 + 90 + 120 + 120) / 4
+
+
+def test_a_missing_quote_defers_the_exit_to_the_next_valid_one(engine) -> None:
+    """No valid quote at 120 s (the hard limit): the position waits for 150 s; the tick is not an update."""
+    res = play(engine, ("BTC",), [Tick(0.0, FX, (ENTRY,)), Tick(120.0, FX, (None,)), Tick(150.0, FX, (HOLD0,))])
+    assert exits(res) == [("BTC", 150.0, "time_limit", "hard")]
+    assert (res.market_updates, res.ticks) == (2, 3)
