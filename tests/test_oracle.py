@@ -197,3 +197,182 @@ def test_a_missing_quote_defers_the_exit_to_the_next_valid_one(engine) -> None:
     res = play(engine, ("BTC",), [Tick(0.0, FX, (ENTRY,)), Tick(120.0, FX, (None,)), Tick(150.0, FX, (HOLD0,))])
     assert exits(res) == [("BTC", 150.0, "time_limit", "hard")]
     assert (res.market_updates, res.ticks) == (2, 3)
+
+
+# -- money: fees on four legs, the exit FX, fills from depth -----------------------------------
+
+def test_pnl_at_the_exit_fx_and_kpis(engine) -> None:
+    """FX 1300 at entry, 1288 at exit, 1296 at the last tick: PnL in KRW at the exit FX;
+    the trade's USD at its exit FX; the session's USD at the last FX (the reported fx_rate)."""
+    enter = Q(127.875, 128.0, krw(130.0), krw(130.125))  # (130 - 128) / 128 * 1e4 = 16u = 156.25 bps: zone 1
+    converged = Q(128.5, 128.625, krw(128.875, 1288.0), krw(129.0, 1288.0))  # exit spread (129 - 128.5) / 128.5
+    quiet = Q(128.0, 128.0, krw(128.25, 1296.0), krw(128.375, 1296.0))  # 2u: no signal
+    res = play(engine, ("BTC",), [Tick(0.0, 1300.0, (enter,)), Tick(30.0, 1288.0, (converged,)),
+                                  Tick(60.0, 1296.0, (quiet,))])
+    assert res.trades == [{
+        "symbol": "BTC", "direction": "sell_krw_buy_usdt", "profile": "oracle", "zone": "117.188-390.625",
+        "entry_t_s": 0.0, "exit_t_s": 30.0, "hold_s": 30.0,
+        "entry_spread_bps": 156.25, "exit_spread_bps": 38.9105,  # 0.5 / 128.5 * 1e4 = 38.91050...
+        "qty": 16.0, "fill_ratio": 1.0, "notional_usd": 2048.0,  # 2048 * size_frac 1.0 / 128
+        "entry_usdt_px": 128.0, "entry_krw_px": 169000.0, "exit_usdt_px": 128.5, "exit_krw_px": 166152.0,
+        "fx_entry": 1300.0, "fx_exit": 1288.0,
+        # KRW legs: 5e-4 * 16 * (169000 + 166152) = 2681.216; USDT legs: 1e-3 * 16 * (128 + 128.5)
+        # = 4.104 USDT x 1288 (exit FX) = 5285.952 KRW; together 7967.168
+        "fees_krw": 7967.17, "slippage_krw": 0.0,
+        # KRW gross 16 * (169000 - 166152) = 45568; USDT gross 16 * (128.5 - 128) = 8 USDT;
+        # 45568 - 2681.216 + (8 - 4.104) x 1288 = 47904.832 (at the entry FX 1300 it would be 47951.584)
+        "pnl_krw": 47904.83, "pnl_usd": 37.193193,  # 47904.832 / 1288 = 37.1931925...
+        "exit_reason": "take_profit", "time_limit_kind": None,
+    }]
+    assert kpis(res, ("BTC",), 30.0) == {
+        "round_trips": 1, "wins": 1, "losses": 0, "win_rate": 1.0,
+        "exit_reasons": {"take_profit": 1, "stop_loss": 0, "time_limit": 0, "spread_reversal": 0},
+        "time_limit_kinds": {"soft": 0, "hard": 0},
+        "total_pnl_krw": 47904.83, "total_pnl_usd": 36.963603,  # 47904.83 / 1296 (the last FX) = 36.9636034
+        "fx_rate": 1296.0, "fees_krw": 7967.17, "slippage_krw": 0.0, "max_drawdown_krw": 0.0, "avg_hold_s": 30.0,
+        "entry_signals": 1, "entries": 1, "rejections": NO_REJECTIONS, "market_data_updates": 3, "ticks": 3,
+        "open_positions_at_end": 0, "unrealized_pnl_krw": 0.0,
+    }
+
+
+def test_partial_fill_walks_the_book_on_every_leg(engine) -> None:
+    """Top sizes 1 (USDT) and 1.5 (KRW) coins: depth 1+2+4 = 7 and 10.5, so 7 of the 16
+    coins wanted fill, walking three levels; the exit walks past the KRW book's depth."""
+    enter = Q(127.875, 128.0, krw(130.0), krw(130.125), usdt_size=1.0, krw_size=1.5)
+    out = Q(128.0, 128.0, krw(128.875, 1288.0), krw(129.0, 1288.0), usdt_size=2.0, krw_size=0.5)
+    res = play(engine, ("BTC",), [Tick(0.0, 1300.0, (enter,)), Tick(30.0, 1288.0, (out,))])
+    assert res.trades == [{
+        "symbol": "BTC", "direction": "sell_krw_buy_usdt", "profile": "oracle", "zone": "117.188-390.625",
+        "entry_t_s": 0.0, "exit_t_s": 30.0, "hold_s": 30.0,
+        "entry_spread_bps": 156.25, "exit_spread_bps": 78.125,  # (129 - 128) / 128 * 1e4: captured 8u >= tp 6u
+        "qty": 7.0, "fill_ratio": 0.4375, "notional_usd": 897.28,  # 7 / 16; 7 x the entry USDT price
+        # buy 7 on USDT asks: 1 @ 128 + 2 @ 128.128 + 4 @ 128.256 = 897.28 -> 128.182857142857 (slip 1.28 USDT)
+        "entry_usdt_px": 128.1828571429,
+        # sell 7 on KRW bids: 1.5 @ 169000 + 3 @ 168831 + 2.5 @ 168662 = 1181648 -> 168806.857143 (slip 1352 KRW)
+        "entry_krw_px": 168806.857143,
+        # sell 7 on USDT bids: 2 @ 128 + 4 @ 127.872 + 1 @ 127.744 = 895.232 -> 127.890285714 (slip 0.768 USDT)
+        "exit_usdt_px": 127.8902857143,
+        # buy 7 on KRW asks from 166152: 0.5 @ top + 1 @ +10 bps + 2 @ +20 bps, the last 3.5 one step further
+        # (+30 bps): 83076 + 166318.152 + 332968.608 + 583276.596 = 1165639.356 -> 166519.908 (slip 2575.356)
+        "exit_krw_px": 166519.908,
+        "fx_entry": 1300.0, "fx_exit": 1288.0,
+        # 5e-4 * 7 * (168806.857143 + 166519.908) = 1173.643678; 1e-3 * 7 * (128.182857 + 127.890286)
+        # = 1.792512 USDT x 1288 = 2308.755456; sum 3482.399134
+        "fees_krw": 3482.4,
+        # 1352 + 2575.356 KRW + 1.28 USDT x 1300 (entry FX) + 0.768 USDT x 1288 (exit FX) = 6580.54
+        "slippage_krw": 6580.54,
+        # KRW gross 7 * (168806.857143 - 166519.908) = 16008.644; USDT gross 895.232 - 897.28 = -2.048;
+        # 16008.644 - 1173.643678 + (-2.048 - 1.792512) x 1288 = 9888.420866
+        "pnl_krw": 9888.42, "pnl_usd": 7.677345,  # 9888.420866 / 1288
+        "exit_reason": "take_profit", "time_limit_kind": None,
+    }]
+
+
+def test_insufficient_depth_and_the_min_fill(engine) -> None:
+    """min_fill_usd 56: a fill worth exactly 56 USD is taken, 28 USD is refused (either venue short)."""
+    zone1 = dict(usdt_bid=127.875, usdt_ask=128.0, krw_bid=krw(130.0), krw_ask=krw(130.125))  # 16u
+    script = [Tick(0.0, FX, (Q(**zone1, usdt_size=0.0625),  # depth 0.0625 * 7 = 0.4375 coins x 128 = 56 USD
+                             Q(**zone1, usdt_size=0.03125),  # 0.21875 coins x 128 = 28 USD
+                             Q(**zone1, krw_size=0.03125)))]  # the KRW venue as shallow
+    res = play(engine, ("BTC", "ETH", "XRP"), script, params(("BTC", "ETH", "XRP"), min_fill_usd=56.0))
+    assert res.rejections == dict(NO_REJECTIONS, insufficient_depth=2)
+    assert res.entry_signals == 3
+    [pos] = res.open_positions
+    assert (pos.symbol_idx, pos.entry.qty, pos.target_qty) == (0, 0.4375, 16.0)
+    # 0.0625 @ 128 + 0.125 @ 128.128 + 0.25 @ 128.256 = 56.08 USDT for 0.4375 coins
+    assert pos.entry.usdt_px == pytest.approx(128.18285714285714, abs=1e-12)
+
+
+def test_cost_floor_at_and_below_the_threshold(engine) -> None:
+    """Fees 1u per leg (9.765625 bps): round trip 4u = 39.0625 bps; floor multiplier 2: 8u = 78.125 bps
+    without slippage. Slippage counts twice (entry and an exit assumed alike)."""
+    below = Q(128.0, 128.0, krw(129.0 - 1 / 256), krw(129.125))  # 8u - 0.3052 bps: in zone 0, below the floor
+    # 16u = 156.25 bps, but 7 coins walk three levels on both venues: slippage 1.28 USDT + (1183000 -
+    # 1181310) / 1300 = 1.3 USD over 897.28 USD = 28.7535 bps; floor 2 x (39.0625 + 2 x 28.7535) = 193.14
+    thin = Q(127.875, 128.0, krw(130.0), krw(130.125), usdt_size=1.0, krw_size=1.0)
+    symbols = ("BTC", "ETH", "XRP")
+    res = play(engine, symbols, [Tick(0.0, FX, (ENTRY, below, thin))],
+               params(symbols, usdt_fee=U, krw_fee=U, floor=2.0))
+    assert [p.symbol_idx for p in res.open_positions] == [0]  # 78.125 is not below 2 x 39.0625
+    assert res.rejections == dict(NO_REJECTIONS, cost_floor=2)
+    assert res.entry_signals == 3
+
+
+def test_zone_edges_and_outside_zones(engine) -> None:
+    """Bands are [lo, hi): 4u enters zone 0, 10u (its hi) and the gap are outside, 40u too; below 4u no signal."""
+    script = [Tick(0.0, FX, (
+        Q(128.0, 128.0, krw(128.5), krw(128.625)),  # 4u = 39.0625 = lo of zone 0: enters
+        Q(128.0, 128.0, krw(129.25), krw(129.375)),  # 10u = 97.65625 = hi of zone 0: outside
+        Q(128.0, 128.0, krw(129.375), krw(129.5)),  # 11u: in the gap
+        Q(128.0, 128.0, krw(133.0), krw(133.125)),  # 40u = 390.625 = hi of zone 1: outside
+        Q(128.0, 128.0, krw(128.5 - 1 / 256), krw(128.625)),  # 4u - 0.3052 bps: below every zone, no signal
+    ))]
+    symbols = ("BTC", "ETH", "XRP", "SOL", "DOGE")
+    # zone 0's floor: 30 bps of fees < 39.0625, so only the band decides here
+    res = play(engine, symbols, script, params(symbols))
+    assert [(p.symbol_idx, p.zone_idx, p.entry_spread_bps) for p in res.open_positions] == [(0, 0, 39.0625)]
+    assert res.rejections == dict(NO_REJECTIONS, outside_zones=3)
+    assert res.entry_signals == 4
+
+
+# -- risk --------------------------------------------------------------------------------------
+
+def test_max_open_positions_frees_a_slot_on_exit_in_the_same_tick(engine) -> None:
+    """Limit 2: XRP is refused at 0 s; at 30 s BTC exits first (rank order), so XRP enters."""
+    take = Q(128.0, 128.0, krw(128.5), krw(128.625))  # captured 3u: take profit
+    script = [Tick(0.0, FX, (ENTRY, ENTRY, ENTRY)), Tick(30.0, FX, (take, HOLD0, ENTRY))]
+    symbols = ("BTC", "ETH", "XRP")
+    res = play(engine, symbols, script, params(symbols, max_open_positions=2))
+    assert exits(res) == [("BTC", 30.0, "take_profit", None)]
+    assert [(p.symbol_idx, p.entry_t_s) for p in res.open_positions] == [(1, 0.0), (2, 30.0)]
+    assert res.rejections == dict(NO_REJECTIONS, max_open_positions=1)
+    assert res.entry_signals == 4  # three at 0 s, XRP again at 30 s
+
+
+def test_max_notional_sizes_each_zone(engine) -> None:
+    """max_notional_usd 2048 x size_frac: 0.5 in zone 0 (8 coins at 128), 1.0 in zone 1 (16 coins)."""
+    zone1 = Q(127.875, 128.0, krw(130.0), krw(130.125))
+    res = play(engine, ("BTC", "ETH"), [Tick(0.0, FX, (ENTRY, zone1))])
+    assert [(p.zone_idx, p.entry.qty, p.target_qty) for p in res.open_positions] == [(0, 8.0, 8.0), (1, 16.0, 16.0)]
+
+
+@pytest.mark.parametrize("limit_usd,eth_entry_t", [
+    (2.0, 86400.0),  # BTC's loss of exactly 2 USD reaches the limit: no entry until the next simulated day
+    (2.0078125, 81000.0),  # a limit just beyond the loss: ETH enters at once
+])
+def test_kill_switch_holds_for_the_simulated_day(engine, limit_usd: float, eth_entry_t: float) -> None:
+    """Ticks every 30 min from 22:00 of day 0 to 00:30 of day 1. No fees, so BTC's stop loss
+    loses exactly 8 x (167700 - 129.25 x 1300 = 168025) = -2600 KRW = -2 USD at 1300."""
+    day = Profile(PROFILE.zones, soft_limit_s=36000.0, hard_limit_s=72000.0, min_loss_bps=0.0)
+    stop = Q(128.0, 128.0, krw(129.125), krw(129.25))  # exit spread 10u: widened by sl 2u
+    script = [  # BTC          ETH
+        Tick(79200.0, FX, (ENTRY, FLAT)),  # 22:00: BTC enters
+        Tick(81000.0, FX, (stop, ENTRY)),  # 22:30: BTC stops out first (rank order), then ETH signals
+        Tick(82800.0, FX, (FLAT, ENTRY)),  # 23:00: a new hour, the same day
+        Tick(84600.0, FX, (FLAT, ENTRY)),
+        Tick(86400.0, FX, (FLAT, ENTRY)),  # 00:00 of day 1: the switch resets
+        Tick(88200.0, FX, (FLAT, ENTRY)),
+    ]
+    symbols = ("BTC", "ETH")
+    res = play(engine, symbols, script, params(symbols, day, usdt_fee=0.0, krw_fee=0.0, daily_loss_limit_usd=limit_usd))
+    assert exits(res) == [("BTC", 81000.0, "stop_loss", None)]
+    assert (res.trades[0]["pnl_krw"], res.trades[0]["pnl_usd"]) == (-2600.0, -2.0)
+    assert [(p.symbol_idx, p.entry_t_s) for p in res.open_positions] == [(1, eth_entry_t)]
+    killed = 3 if eth_entry_t == 86400.0 else 0  # 22:30, 23:00, 23:30
+    assert res.rejections == dict(NO_REJECTIONS, kill_switch=killed)
+    assert res.entry_signals == 2 + killed  # BTC at 22:00, ETH's refused signals and its entry
+
+
+def test_kill_switch_counts_the_day_of_the_exit(engine) -> None:
+    """A loss booked on day 1 does not block day 0; a day-0 loss is forgotten on day 1, even within the hour."""
+    day = Profile(PROFILE.zones, soft_limit_s=36000.0, hard_limit_s=72000.0, min_loss_bps=0.0)
+    stop = Q(128.0, 128.0, krw(129.125), krw(129.25))
+    script = [
+        Tick(84600.0, FX, (ENTRY, FLAT)),  # 23:30 day 0
+        Tick(86340.0, FX, (stop, ENTRY)),  # 23:59 day 0: -2 USD, ETH refused
+        Tick(86400.0, FX, (FLAT, ENTRY)),  # 00:00 day 1, one minute later: enters
+    ]
+    symbols = ("BTC", "ETH")
+    res = play(engine, symbols, script, params(symbols, day, usdt_fee=0.0, krw_fee=0.0, daily_loss_limit_usd=2.0))
+    assert [(p.symbol_idx, p.entry_t_s) for p in res.open_positions] == [(1, 86400.0)]
+    assert res.rejections == dict(NO_REJECTIONS, kill_switch=1)
