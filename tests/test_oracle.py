@@ -186,10 +186,22 @@ def test_soft_then_hard_time_limit_with_the_min_loss_condition(engine) -> None:
     # ETH: gross 8 * (167700 - 128.875 * 1300 = 167537.5) = 1300; fees 5e-4 * 8 * (167700 + 167537.5)
     # = 1340.95 + 2662.4 (USDT legs, as above) = 4003.35; 1300 - 4003.35 = -2703.35
     assert (res.trades[0]["fees_krw"], res.trades[0]["pnl_krw"]) == (4003.35, -2703.35)
-    k = kpis(res, ("BTC", "ETH", "XRP", "SOL"), 30.0)
-    assert k["exit_reasons"] == {"take_profit": 0, "stop_loss": 0, "time_limit": 4, "spread_reversal": 0}
-    assert k["time_limit_kinds"] == {"soft": 2, "hard": 2}
-    assert k["avg_hold_s"] == 97.5  # (60 + 90 + 120 + 120) / 4
+    # BTC: exit buys KRW at 129 x 1300 = 167700, the entry price: gross 0, fees 5e-4 * 8 * 335400 = 1341.6
+    # + 2662.4 = 4004.0. SOL: exit at (128.875 + 1/256) x 1300 = 167542.578125: gross 8 * 157.421875 =
+    # 1259.375, fees 5e-4 * 8 * 335242.578125 = 1340.97 + 2662.4 = 4003.37, PnL -2743.995
+    assert [t["pnl_krw"] for t in res.trades] == [-2703.35, -2703.35, -4004.0, -2744.0]
+    assert kpis(res, ("BTC", "ETH", "XRP", "SOL"), 30.0) == {
+        "round_trips": 4, "wins": 0, "losses": 4, "win_rate": 0.0,
+        "exit_reasons": {"take_profit": 0, "stop_loss": 0, "time_limit": 4, "spread_reversal": 0},
+        "time_limit_kinds": {"soft": 2, "hard": 2},
+        "total_pnl_krw": -12154.7, "total_pnl_usd": -9.349769, "fx_rate": 1300.0,  # -12154.7 / 1300 = -9.3497692
+        "fees_krw": 16014.07,  # 4003.35 + 4003.35 + 4004.0 + 4003.37
+        "slippage_krw": 0.0,
+        "max_drawdown_krw": 12154.7,  # equity only falls from 0
+        "avg_hold_s": 97.5,  # (60 + 90 + 120 + 120) / 4
+        "entry_signals": 4, "entries": 4, "rejections": NO_REJECTIONS, "market_data_updates": 20, "ticks": 5,
+        "open_positions_at_end": 0, "unrealized_pnl_krw": 0.0,
+    }
 
 
 def test_a_missing_quote_defers_the_exit_to_the_next_valid_one(engine) -> None:
@@ -327,6 +339,10 @@ def test_max_open_positions_frees_a_slot_on_exit_in_the_same_tick(engine) -> Non
     assert [(p.symbol_idx, p.entry_t_s) for p in res.open_positions] == [(1, 0.0), (2, 30.0)]
     assert res.rejections == dict(NO_REJECTIONS, max_open_positions=1)
     assert res.entry_signals == 4  # three at 0 s, XRP again at 30 s
+    # Marked to market by closing on the last quotes: ETH at HOLD0 buys KRW back at 167700 (its entry
+    # price): fees 5e-4 * 8 * 335400 = 1341.6 + 2662.4 = -4004.0; XRP at ENTRY buys at 167862.5:
+    # 8 * (167700 - 167862.5) = -1300, fees 5e-4 * 8 * 335562.5 = 1342.25 + 2662.4: -5304.65
+    assert round(res.unrealized_pnl_krw, 2) == -9308.65
 
 
 def test_max_notional_sizes_each_zone(engine) -> None:
