@@ -211,6 +211,33 @@ def test_a_missing_quote_defers_the_exit_to_the_next_valid_one(engine) -> None:
     assert (res.market_updates, res.ticks) == (2, 3)
 
 
+
+def test_kpis_of_a_win_a_loss_and_a_zero(engine) -> None:
+    """No fees: BTC takes profit (+3900), ETH stops out (-2600), XRP exits at its entry price
+    by the soft limit (0: not a win). Drawdown is measured from the peak (3900 -> 1300)."""
+    take = Q(128.0, 128.0, krw(128.5), krw(128.625))  # captured 3u: 8 x (167700 - 167212.5) = +3900
+    stop = Q(128.0, 128.0, krw(129.125), krw(129.25))  # widened 2u: 8 x (167700 - 168025) = -2600
+    script = [Tick(0.0, FX, (ENTRY, ENTRY, ENTRY)),
+              Tick(30.0, FX, (take, stop, HOLD0)),
+              Tick(60.0, FX, (FLAT, FLAT, HOLD0))]  # XRP: captured 0 - fees 0 >= -min loss: soft at 60 s
+    symbols = ("BTC", "ETH", "XRP")
+    res = play(engine, symbols, script, params(symbols, usdt_fee=0.0, krw_fee=0.0))
+    assert exits(res) == [("BTC", 30.0, "take_profit", None), ("ETH", 30.0, "stop_loss", None),
+                          ("XRP", 60.0, "time_limit", "soft")]
+    k = summarize(res, params(symbols).applied, {"sha256": "-"}, 90.0, 30.0)
+    assert k["per_symbol"] == {"BTC": {"profile": "oracle", "round_trips": 1, "wins": 1, "pnl_krw": 3900.0},
+                               "ETH": {"profile": "oracle", "round_trips": 1, "wins": 0, "pnl_krw": -2600.0},
+                               "XRP": {"profile": "oracle", "round_trips": 1, "wins": 0, "pnl_krw": 0.0}}
+    assert kpis(res, symbols, 30.0) == {
+        "round_trips": 3, "wins": 1, "losses": 2, "win_rate": 0.333333,
+        "exit_reasons": {"take_profit": 1, "stop_loss": 1, "time_limit": 1, "spread_reversal": 0},
+        "time_limit_kinds": {"soft": 1, "hard": 0},
+        "total_pnl_krw": 1300.0, "total_pnl_usd": 1.0, "fx_rate": 1300.0, "fees_krw": 0.0, "slippage_krw": 0.0,
+        "max_drawdown_krw": 2600.0, "avg_hold_s": 40.0,  # (30 + 30 + 60) / 3
+        "entry_signals": 3, "entries": 3, "rejections": NO_REJECTIONS, "market_data_updates": 9, "ticks": 3,
+        "open_positions_at_end": 0, "unrealized_pnl_krw": 0.0,
+    }
+
 # -- money: fees on four legs, the exit FX, fills from depth -----------------------------------
 
 def test_pnl_at_the_exit_fx_and_kpis(engine) -> None:
@@ -246,6 +273,15 @@ def test_pnl_at_the_exit_fx_and_kpis(engine) -> None:
         "open_positions_at_end": 0, "unrealized_pnl_krw": 0.0,
     }
 
+
+def test_an_open_position_is_marked_at_its_last_quote_and_fx(engine) -> None:
+    """Still open at the end: closed on paper at the last valid quote, USDT money at that tick's FX."""
+    last = Q(128.0, 128.0, krw(128.875, 1288.0), krw(129.0, 1288.0))  # captured 0 at 30 s: no exit
+    res = play(engine, ("BTC",), [Tick(0.0, 1300.0, (ENTRY,)), Tick(30.0, 1288.0, (last,))])
+    assert res.trades == [] and len(res.open_positions) == 1
+    # KRW gross 8 x (167700 - 129 x 1288 = 166152) = 12384; KRW fees 5e-4 * 8 * 333852 = 1335.408;
+    # USDT fees 1e-3 * 8 * 256 = 2.048 USDT x 1288 = 2637.824; 12384 - 1335.408 - 2637.824 = 8410.768
+    assert kpis(res, ("BTC",), 30.0)["unrealized_pnl_krw"] == 8410.77
 
 def test_partial_fill_walks_the_book_on_every_leg(engine) -> None:
     """Top sizes 1 (USDT) and 1.5 (KRW) coins: depth 1+2+4 = 7 and 10.5, so 7 of the 16
