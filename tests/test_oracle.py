@@ -105,12 +105,13 @@ FLAT = Q(128.0, 128.0, krw(128.25), krw(128.375))  # entry spread 2u = 19.53 bps
 
 @pytest.mark.parametrize("krw_ask_usd,expected", [
     (128.625 + 1 / 256, []),  # exit spread 5u + 0.3052 bps: captured 3u - 0.3052 < tp 3u: holds
-    (128.625, [("BTC", 30.0, "take_profit", None)]),  # exit spread (128.625-128)/128*1e4 = 5u: captured 3u = tp
-    (128.625 - 1 / 256, [("BTC", 30.0, "take_profit", None)]),  # captured 3u + 0.3052 bps
+    (128.625, [("BTC", 40.0, "take_profit", None)]),  # exit spread (128.625-128)/128*1e4 = 5u: captured 3u = tp
+    (128.625 - 1 / 256, [("BTC", 40.0, "take_profit", None)]),  # captured 3u + 0.3052 bps
 ])
-def test_take_profit_at_and_around_the_threshold(engine, krw_ask_usd: float, expected: list) -> None:
-    res = play(engine, ("BTC",), [Tick(0.0, FX, (ENTRY,)),
-                                  Tick(30.0, FX, (Q(128.0, 128.0, krw(128.5), krw(krw_ask_usd)),))])
+@pytest.mark.parametrize("wait", [0, 1])  # the exit comes on the tick after the entry, or one later
+def test_take_profit_at_and_around_the_threshold(engine, krw_ask_usd: float, expected: list, wait: int) -> None:
+    res = play(engine, ("BTC",), [Tick(0.0, FX, (ENTRY,)), *[Tick(20.0, FX, (HOLD0,))] * wait,
+                                  Tick(40.0, FX, (Q(128.0, 128.0, krw(128.5), krw(krw_ask_usd)),))])
     assert exits(res) == expected
     assert len(res.open_positions) == 1 - len(expected)
 
@@ -138,13 +139,16 @@ def test_take_profit_trade_record(engine) -> None:
 # Direction -1: KRW venue cheap; the KRW quote divides the spread, so it sits at 128.
 @pytest.mark.parametrize("usdt_ask,expected", [
     (129.25 - 1 / 256, []),  # exit spread 10u - 0.3052 bps: widened by less than sl 2u
-    (129.25, [("ETH", 30.0, "stop_loss", None)]),  # (129.25 - 128) / 128 * 1e4 = 10u: widened by 2u = sl
-    (129.25 + 1 / 256, [("ETH", 30.0, "stop_loss", None)]),
+    (129.25, [("ETH", 40.0, "stop_loss", None)]),  # (129.25 - 128) / 128 * 1e4 = 10u: widened by 2u = sl
+    (129.25 + 1 / 256, [("ETH", 40.0, "stop_loss", None)]),
 ])
-def test_stop_loss_at_and_around_the_threshold(engine, usdt_ask: float, expected: list) -> None:
+@pytest.mark.parametrize("wait", [0, 1])
+def test_stop_loss_at_and_around_the_threshold(engine, usdt_ask: float, expected: list, wait: int) -> None:
     enter = Q(129.0, 129.125, krw(127.875), krw(128.0))  # (129 - 128) / 128 * 1e4 = 8u, zone 0
+    hold = Q(128.875, 129.0, krw(128.0), krw(128.125))  # exit spread (129 - 128) / 128: 8u, captured 0
     wider = Q(129.125, usdt_ask, krw(128.0), krw(128.125))  # exit: buy USDT ask, sell KRW bid (128)
-    res = play(engine, ("ETH",), [Tick(0.0, FX, (enter,)), Tick(30.0, FX, (wider,))])
+    res = play(engine, ("ETH",), [Tick(0.0, FX, (enter,)), *[Tick(20.0, FX, (hold,))] * wait,
+                                  Tick(40.0, FX, (wider,))])
     assert exits(res) == expected
     if expected:
         t = res.trades[0]
@@ -160,10 +164,12 @@ def test_stop_loss_at_and_around_the_threshold(engine, usdt_ask: float, expected
     # KRW mid exactly 128: the premium is 0, not a flip; captured 78.125 - 1u = 7u >= tp 3u.
     (127.875, 128.125, "take_profit"),
 ])
-def test_spread_reversal_and_a_zero_premium(engine, krw_bid_usd: float, krw_ask_usd: float, expected: str) -> None:
-    res = play(engine, ("BTC",), [Tick(0.0, FX, (ENTRY,)),
-                                  Tick(30.0, FX, (Q(128.0, 128.0, krw(krw_bid_usd), krw(krw_ask_usd)),))])
-    assert exits(res) == [("BTC", 30.0, expected, None)]
+@pytest.mark.parametrize("wait", [0, 1])
+def test_spread_reversal_and_a_zero_premium(engine, krw_bid_usd: float, krw_ask_usd: float, expected: str,
+                                            wait: int) -> None:
+    res = play(engine, ("BTC",), [Tick(0.0, FX, (ENTRY,)), *[Tick(20.0, FX, (HOLD0,))] * wait,
+                                  Tick(40.0, FX, (Q(128.0, 128.0, krw(krw_bid_usd), krw(krw_ask_usd)),))])
+    assert exits(res) == [("BTC", 40.0, expected, None)]
 
 
 def test_soft_then_hard_time_limit_with_the_min_loss_condition(engine) -> None:
@@ -315,6 +321,18 @@ def test_partial_fill_walks_the_book_on_every_leg(engine) -> None:
         "exit_reason": "take_profit", "time_limit_kind": None,
     }]
 
+
+def test_the_cost_floor_counts_the_slippage_of_the_whole_walk(engine) -> None:
+    """Spread 12u = 117.1875 bps, floor multiplier 1.25. 7 coins walk three levels: USDT 1 @ 128 +
+    2 @ 128.128 + 4 @ 128.256 (slippage 1.28 USDT); KRW from 129.5 x 1300 = 168350: 1.5 @ top + 3 @ -10 bps
+    + 2.5 @ -20 bps (slippage 168350 x (0.003 + 0.005) = 1346.8 KRW = 1.036 USD); (1.28 + 1.036) / 897.28
+    = 25.8113 bps; floor 1.25 x (30 + 2 x 25.8113) = 102.03 <= 117.1875: it enters. (A walk that priced
+    the last 4 coins one level further out would put the floor at 125.26 and refuse it.)"""
+    book = Q(127.875, 128.0, krw(129.5), krw(129.625), usdt_size=1.0, krw_size=1.5)
+    res = play(engine, ("BTC",), [Tick(0.0, FX, (book,))], params(("BTC",), floor=1.25))
+    [pos] = res.open_positions
+    assert (pos.entry.qty, pos.entry.krw_px, pos.entry.slippage_krw) == (7.0, 168157.6, pytest.approx(1346.8, abs=1e-9))
+    assert res.rejections == NO_REJECTIONS
 
 def test_insufficient_depth_and_the_min_fill(engine) -> None:
     """min_fill_usd 56: a fill worth exactly 56 USD is taken, 28 USD is refused (either venue short)."""
