@@ -3,10 +3,14 @@
 A script is a list of ticks; each tick has its time, its FX and one quote per symbol
 (None: no valid quote at that tick). Nothing here knows the engine's rules: it only
 lays the quotes out as the `Market` protocol's chunks (src/market/tape.py).
+`replay_script()` loads tests/data/make_oracle_replay.py, the scripted replay file's writer.
 """
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -64,3 +68,13 @@ class ScriptedMarket:
 
     def identity(self) -> dict[str, Any]:
         return {"kind": "scripted", "ticks": self.n_ticks}
+
+
+def replay_script() -> ModuleType:
+    """tests/data/make_oracle_replay.py as a module (tests/ is not a package)."""
+    path = Path(__file__).parent / "data" / "make_oracle_replay.py"
+    spec = importlib.util.spec_from_file_location("make_oracle_replay", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -11,12 +11,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 
 from conftest import REPO, run_cli
 from src.acceptance.gates import build_metrics, evaluate
 from src.config.loader import load_config
-from test_golden_replay import load_script
+from oracle_market import replay_script
 
 STAGES = sorted(p.stem for p in (REPO / "conf/stage").glob("*.yaml"))
 EVIDENCE = {"path": "conf/zone_profile/default.yaml", "sha256": "x", "profiles_applied": {"BTC": "a"}}
@@ -106,10 +107,9 @@ def test_ac4_missing_key_fails(stage: str, missing: str) -> None:
 def test_a_run_exiting_only_by_time_limit_fails_ac2_through_the_cli(repo: Path) -> None:
     """The seed's failure, end to end: one round trip, held to the hard limit (captured about
     -5 bps, fees 30: never within the 15 bps soft-limit bound), exits by time limit only."""
-    script = load_script()
+    script = replay_script()
     table = script.table({"BTC": script.steps((0, 9), (1, 8), (6, 2), n_ticks=10)}, {})
     (repo / "tests/data").mkdir(parents=True)
-    import pyarrow.parquet as pq
     pq.write_table(table, repo / "tests/data/time_limit_only.parquet")
     proc = run_cli(repo, "stage=d92-5", "market=replay", "market.path=tests/data/time_limit_only.parquet",
                    "universe.top_n=1", "stage.tick_s=60", "stage.duration_s=600", "run.id=tl-only")

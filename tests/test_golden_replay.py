@@ -15,7 +15,6 @@ tests/golden/oracle-replay_trades.sha256, and explain why in the commit.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -24,6 +23,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import run_cli
+from oracle_market import replay_script
 
 HERE = Path(__file__).parent
 GOLDEN = HERE / "golden"
@@ -34,17 +34,9 @@ ARGS = ("stage=d92-5", "market=replay", "market.path=tests/data/oracle_replay.pa
 CLI_ENGINES = ("fast", "reference")
 
 
-def load_script():
-    spec = importlib.util.spec_from_file_location("make_oracle_replay", HERE / "data" / "make_oracle_replay.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_committed_replay_file_is_what_the_script_writes() -> None:
     """The file is data, but reviewable: its rows and metadata are the script's, value for value."""
-    expected = load_script().table()
+    expected = replay_script().table()
     got = pq.read_table(DATA)
     assert got.schema.metadata == expected.schema.metadata
     assert got.cast(expected.schema).equals(expected)

@@ -116,8 +116,9 @@ def table(premium: dict[str, list[int | None]] = PREMIUM, sizes: dict[tuple[str,
     schema = pa.schema([("t_s", pa.float64()), ("ts_ms", pa.int64()), ("symbol", pa.string()),
                         ("venue", pa.string()), ("bid", pa.float64()), ("ask", pa.float64()),
                         ("bid_size", pa.float64()), ("ask_size", pa.float64()), ("fx", pa.float64())])
-    meta = {"format": "ticks-v1", "tick_s": TICK_S, "symbols": symbols, "venues": {"usdt": "scripted",
-            "krw": "scripted"}, "book": BOOK, "source": {"kind": "scripted", "script": "tests/data/make_oracle_replay.py"},
+    meta = {"format": "ticks-v1", "tick_s": TICK_S, "symbols": symbols, "book": BOOK,
+            "venues": {"usdt": "scripted", "krw": "scripted"},
+            "source": {"kind": "scripted", "script": "tests/data/make_oracle_replay.py"},
             "ticks": n_ticks, "rows": n_ticks * len(symbols) * 2}
     t = pa.table(rows(premium, sizes), schema=schema)
     return t.replace_schema_metadata({"paper_runs.ticks": json.dumps(meta, sort_keys=True)})
