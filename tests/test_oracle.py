@@ -327,10 +327,12 @@ def test_partial_fill_walks_the_book_on_every_leg(engine) -> None:
         # 5e-4 * 7 * (168806.857143 + 166519.908) = 1173.643678; 1e-3 * 7 * (128.182857 + 127.890286)
         # = 1.792512 USDT x 1288 = 2308.755456; sum 3482.399134
         "fees_krw": 3482.4,
-        # 1352 + 2575.356 KRW + 1.28 USDT x 1300 (entry FX) + 0.768 USDT x 1288 (exit FX) = 6580.54
-        "slippage_krw": 6580.54,
+        # 1352 + 2575.356 KRW + (1.28 + 0.768) USDT x 1288 (the exit FX, as all USDT money) = 6565.18
+        "slippage_krw": 6565.18,
         # KRW gross 7 * (168806.857143 - 166519.908) = 16008.644; USDT gross 895.232 - 897.28 = -2.048;
-        # 16008.644 - 1173.643678 + (-2.048 - 1.792512) x 1288 = 9888.420866
+        # 16008.644 - 1173.643678 + (-2.048 - 1.792512) x 1288 = 9888.420866. The same from the parts:
+        # gross at the top of both books 7 x (169000 - 166152) + 7 x (128 - 128) x 1288 = 19936,
+        # minus fees 3482.399134, minus slippage 6565.18 = 9888.420866
         "pnl_krw": 9888.42, "pnl_usd": 7.677345,  # 9888.420866 / 1288
         "exit_reason": "take_profit", "time_limit_kind": None,
     }])
