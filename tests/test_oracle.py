@@ -365,6 +365,14 @@ def test_insufficient_depth_and_the_min_fill(engine) -> None:
     assert pos.entry.usdt_px == pytest.approx(128.18285714285714, abs=1e-12)
 
 
+
+def test_an_empty_book_is_insufficient_depth_even_without_a_min_fill(engine) -> None:
+    """A size of 0 (allowed in a tick file) leaves nothing to fill: refused, not a 0/0 crash."""
+    zone1 = dict(usdt_bid=127.875, usdt_ask=128.0, krw_bid=krw(130.0), krw_ask=krw(130.125))
+    script = [Tick(0.0, FX, (Q(**zone1, usdt_size=0.0), Q(**zone1, krw_size=0.0)))]
+    res = play(engine, ("BTC", "ETH"), script, params(("BTC", "ETH"), min_fill_usd=0.0))
+    assert res.open_positions == [] and res.rejections == dict(NO_REJECTIONS, insufficient_depth=2)
+
 def test_cost_floor_at_and_below_the_threshold(engine) -> None:
     """Fees 1u per leg (9.765625 bps): round trip 4u = 39.0625 bps; floor multiplier 2: 8u = 78.125 bps
     without slippage. Slippage counts twice (entry and an exit assumed alike)."""
