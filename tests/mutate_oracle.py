@@ -248,6 +248,12 @@ M: dict[str, list[tuple[str, str, str]]] = {
     'FAST ONLY: zone hi inclusive': [
         (V, '& (sp < self.hi[z, si])', '& (sp <= self.hi[z, si])'),
     ],
+    'depth() of a flat book one level short': [
+        (B, 'return top_size * book.levels', 'return top_size * (book.levels - 1)'),
+    ],
+    'empty book filled (qty 0 not refused)': [
+        (L, 'if qty <= 0.0 or qty * ref_px < params.risk.min_fill_usd:', 'if qty * ref_px < params.risk.min_fill_usd:'),
+    ],
 }
 
 ORACLE = ["tests/test_oracle.py"]

@@ -67,13 +67,13 @@ def params(symbols: tuple[str, ...], profile: Profile = PROFILE, usdt_fee: float
 
 
 def play(engine: Callable[..., SessionResult], symbols: tuple[str, ...], ticks: list[Tick],
-         p: EngineParams | None = None) -> SessionResult:
+         p: EngineParams | None = None, book: BookShape = BOOK) -> SessionResult:
     """Run the script whole and one tick per chunk; both must give the same result."""
     p = p or params(symbols)
     out = []
     for chunk in (None, 1):
         seen: list[dict] = []
-        res = engine(ScriptedMarket(symbols, ticks, BOOK, chunk), p, seen.append)
+        res = engine(ScriptedMarket(symbols, ticks, book, chunk), p, seen.append)
         assert seen == res.trades, "on_trade saw other trades than the result holds"
         out.append(res)
     assert repr(out[0]) == repr(out[1]), "chunking changed the result"
@@ -349,6 +349,17 @@ def test_the_cost_floor_counts_the_slippage_of_the_whole_walk(engine) -> None:
     [pos] = res.open_positions
     assert (pos.entry.qty, pos.entry.krw_px, pos.entry.slippage_krw) == (7.0, 168157.6, pytest.approx(1346.8, abs=1e-9))
     assert res.rejections == NO_REJECTIONS
+
+
+def test_a_flat_book_has_equal_levels(engine) -> None:
+    """growth 1: two levels of 2 coins each, depth 4 of the 16 wanted. Buy 4 on USDT asks:
+    2 @ 128 + 2 @ 128.128 = 512.256 -> 128.064; sell 4 on KRW bids: 2 @ 169000 + 2 @ 168831 -> 168915.5."""
+    book = Q(127.875, 128.0, krw(130.0), krw(130.125), usdt_size=2.0, krw_size=2.0)
+    res = play(engine, ("BTC",), [Tick(0.0, FX, (book,))], book=BookShape(levels=2, step_bps=10.0, growth=1.0))
+    [pos] = res.open_positions
+    assert (pos.entry.qty, pos.target_qty) == (4.0, 16.0)
+    assert pos.entry.usdt_px == pytest.approx(128.064, abs=1e-12)
+    assert pos.entry.krw_px == pytest.approx(168915.5, abs=1e-9)
 
 def test_insufficient_depth_and_the_min_fill(engine) -> None:
     """min_fill_usd 56: a fill worth exactly 56 USD is taken, 28 USD is refused (either venue short)."""
