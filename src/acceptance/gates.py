@@ -17,9 +17,9 @@ def _compare(op: str, actual: Any, value: Any) -> bool:
         return actual is not None
     if op == "is_true":
         return actual is True
-    if op == "under":
-        parent = PurePosixPath(str(value))
-        return isinstance(actual, str) and parent in PurePosixPath(actual).parents
+    if op == "under":  # lexically: a path with ".." in it (logs/d92-5/../x) names somewhere else
+        parent, path = PurePosixPath(str(value)), PurePosixPath(str(actual))
+        return isinstance(actual, str) and ".." not in path.parts and parent in path.parents
     if not isinstance(actual, (int, float)) or isinstance(actual, bool):
         return False
     # Rules are data: an unknown op or a threshold that is not a number (a hand-edited record

@@ -86,7 +86,12 @@ class RoundTrip:
 
 def settle(entry: Legs, exit_: Legs, d: int, fx_entry: float, fx_exit: float,
            usdt_fee_bps: float, krw_fee_bps: float) -> RoundTrip:
-    """PnL in KRW at the exit FX; USD = KRW / exit FX. Fees are taker fees on all four legs."""
+    """PnL in KRW at the exit FX; USD = KRW / exit FX. Fees are taker fees on all four legs.
+
+    Every USDT amount of the round trip (both legs' prices, fees and slippage) converts at
+    the exit FX, so PnL = gross at top of book - fees - slippage holds in KRW. `fx_entry`
+    is the position's record (trades.jsonl) and does not enter the money.
+    """
     qty = entry.qty
     krw_gross = d * qty * (entry.krw_px - exit_.krw_px)
     usdt_gross = d * qty * (exit_.usdt_px - entry.usdt_px)
@@ -96,7 +101,7 @@ def settle(entry: Legs, exit_: Legs, d: int, fx_entry: float, fx_exit: float,
     return RoundTrip(
         fees_krw=krw_fees + usdt_fees * fx_exit,
         slippage_krw=entry.slippage_krw + exit_.slippage_krw
-        + entry.slippage_usdt * fx_entry + exit_.slippage_usdt * fx_exit,
+        + entry.slippage_usdt * fx_exit + exit_.slippage_usdt * fx_exit,  # (same float ops as at one FX)
         pnl_krw=pnl_krw,
         pnl_usd=pnl_krw / fx_exit,
     )

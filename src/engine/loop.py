@@ -160,7 +160,7 @@ def try_entry(res: SessionResult, q: Quote, s: int, t: float, ap: Applied, param
         ref_px = q.usdt_ask if d > 0 else q.usdt_bid
         target = params.risk.max_notional_usd * zone.size_frac / ref_px
         qty = min(target, depth(q.usdt_size, book), depth(q.krw_size, book))
-        if qty * ref_px < params.risk.min_fill_usd:
+        if qty <= 0.0 or qty * ref_px < params.risk.min_fill_usd:  # nothing to fill even when min_fill_usd=0
             reason = "insufficient_depth"
         else:
             legs = fill_legs(q, qty, d, True, book)

@@ -139,7 +139,7 @@ def entry_class(c: Quote, s: np.ndarray, zi: np.ndarray, go_up: np.ndarray, spre
         ref_px = cd.usdt_ask if d > 0 else cd.usdt_bid
         target = zones.notional[s[m], zi[m]] / ref_px
         qty = np.minimum(np.minimum(target, depth(cd.usdt_size, book)), depth(cd.krw_size, book))
-        shallow = qty * ref_px < params.risk.min_fill_usd
+        shallow = (qty <= 0.0) | (qty * ref_px < params.risk.min_fill_usd)
         legs = open_legs(cd, qty, d, book)
         slip_bps = (legs.slippage_usdt + legs.slippage_krw / cd.fx) / (qty * legs.usdt_px) * 1e4
         floor_bps = params.round_trip_fee_bps + 2.0 * slip_bps
