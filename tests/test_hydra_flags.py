@@ -167,11 +167,13 @@ BAD = [
     (["-m", "--cfg", "job"], "Only one of"),
     (["--config-name", "other"], "--config-name"),
     (["--config-dir", "."], "--config-dir"),
+    (["--cfg", "job", "zone_profile=broken"], "malformed YAML"),
 ]
 
 
 @pytest.mark.parametrize("args,needle", BAD, ids=[" ".join(a) for a, _ in BAD])
 def test_bad_flags_exit_2_one_line_nothing_written(repo: Path, args: list[str], needle: str) -> None:
+    (repo / "conf/zone_profile/broken.yaml").write_text("name: broken\nprofiles: [1, 2\n")
     before = files_of(repo)
     err = one_line_error(run_cli(repo, *args))
     assert needle in err, err

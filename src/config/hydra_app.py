@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+import yaml
 from hydra._internal.utils import _run_hydra, get_args_parser
 from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
@@ -119,6 +120,8 @@ def show(cli: CommandLine, root: Path) -> int:
         code = int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE
         if code != EXIT_OK:
             return _error(err.getvalue().strip() or f"hydra exited with {exc.code}")
+    except yaml.YAMLError as exc:
+        return _error(f"malformed YAML: {one_line(exc)}")
     except (HydraException, OmegaConfBaseException, ValueError, TypeError) as exc:
         return _error(one_line(exc))
     finally:
