@@ -5,6 +5,7 @@ small runs (10 simulated seconds each, seeds 0..N-1) made by a fast in-process l
 through the same loader and `execute` as `python -m src.run`.
 
     python benchmarks/bench_dvc_compare.py [--runs 1000]
+    python benchmarks/bench_dvc_compare.py --quick   # 10 runs, one timing each: a check that it works (CI)
 """
 from __future__ import annotations
 
@@ -64,7 +65,11 @@ print(time.perf_counter() - t0)
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=1000)
+    ap.add_argument("--quick", action="store_true", help="10 small runs, one timing each: seconds, not minutes")
     args = ap.parse_args()
+    reps = (1, 1, 1) if args.quick else (5, 5, 3)  # no-op repro, compare of two, table
+    if args.quick:
+        args.runs = 10
     bindir = str(Path(sys.executable).parent)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.update(PATH=bindir + os.pathsep + env.get("PATH", ""), DVC_NO_ANALYTICS="1")
@@ -73,22 +78,22 @@ def main() -> int:
         repo = temp_checkout(Path(tmp) / "repo", ITEMS)
         dvc = str(Path(bindir) / "dvc")
         first, _ = timed([dvc, "repro", "smoke"], repo, env, 1)
-        noop, out = timed([dvc, "repro", "smoke"], repo, env, 5)
+        noop, out = timed([dvc, "repro", "smoke"], repo, env, reps[0])
         assert "didn't change" in out, out
         print(f"dvc repro smoke, first run          {first:.3f} s")
-        print(f"dvc repro smoke, nothing changed    median {noop:.3f} s of 5   target <= 1.5 s")
+        print(f"dvc repro smoke, nothing changed    median {noop:.3f} s of {reps[0]}   target <= 1.5 s")
 
         py = [sys.executable, "-m", "src.run", "stage=d92-5"]
         subprocess.run([*py, "run.id=A"], cwd=repo, env=env, check=True, capture_output=True)
         subprocess.run([*py, "run.id=B", "seed=9"], cwd=repo, env=env, check=True, capture_output=True)
-        pair, _ = timed([sys.executable, "-m", "src.compare", "A", "B"], repo, env, 5)
-        print(f"compare two runs (process wall)     median {pair:.3f} s of 5   target <= 0.3 s")
+        pair, _ = timed([sys.executable, "-m", "src.compare", "A", "B"], repo, env, reps[1])
+        print(f"compare two runs (process wall)     median {pair:.3f} s of {reps[1]}   target <= 0.3 s")
 
         made = make_runs(repo, args.runs)
         print(f"made {args.runs} small runs in-process in {made:.1f} s ({made / args.runs * 1000:.0f} ms a run)")
-        table, out = timed([sys.executable, "-m", "src.compare", "--stage", "d92-5"], repo, env, 3)
+        table, out = timed([sys.executable, "-m", "src.compare", "--stage", "d92-5"], repo, env, reps[2])
         shown = [ln for ln in out.splitlines() if ln.endswith(" runs")]
-        print(f"compare table of {shown[-1] if shown else '?'} (process wall)  median {table:.3f} s of 3   target <= 2 s")
+        print(f"compare table of {shown[-1] if shown else '?'} (process wall)  median {table:.3f} s of {reps[2]}   target <= 2 s")
     return 0
 
 

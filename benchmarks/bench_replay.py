@@ -7,6 +7,7 @@ median figures and the targets (>= 2 M symbol-ticks/s, peak RSS <= 300 MB). `--e
 times a whole `python -m src.run` over the file (engine, KPIs, record) for context.
 
     python benchmarks/bench_replay.py [--runs 3] [--hours 24] [--e2e]
+    python benchmarks/bench_replay.py --quick     # 6 minutes of ticks, one process: a check that it works (CI)
 """
 from __future__ import annotations
 
@@ -56,11 +57,14 @@ def main() -> int:
     ap.add_argument("--hours", type=float, default=24.0)
     ap.add_argument("--top", type=int, default=10)
     ap.add_argument("--e2e", action="store_true", help="also time a whole src.run replay of the file")
+    ap.add_argument("--quick", action="store_true", help="a 0.1 h file, one process: seconds (figures not meaningful)")
     ap.add_argument("--child", nargs=3, metavar=("PATH", "TICKS", "TOP"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         child(args.child[0], int(args.child[1]), int(args.child[2]))
         return 0
+    if args.quick:
+        args.runs, args.hours = 1, 0.1
     n_ticks = int(args.hours * 3600)
     overrides = ["stage=d92-5", f"stage.duration_s={n_ticks}", f"universe.top_n={args.top}"]
     with tempfile.TemporaryDirectory() as tmp:

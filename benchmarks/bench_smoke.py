@@ -5,6 +5,7 @@ run itself measured (runtime_meta.json timings), and simulated seconds per wall 
 of engine time. Runs in a temporary copy of the repo so logs/ stays clean.
 
     python benchmarks/bench_smoke.py [--runs 5]
+    python benchmarks/bench_smoke.py --quick      # one run: a check that it works (CI)
 """
 from __future__ import annotations
 
@@ -24,7 +25,10 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--stage", default="d92-5")
+    ap.add_argument("--quick", action="store_true", help="one run: checks the benchmark works, in seconds")
     args = ap.parse_args()
+    if args.quick:
+        args.runs = 1
     with tempfile.TemporaryDirectory() as tmp:
         repo = temp_checkout(Path(tmp) / "repo")
         walls, guard, record, engine, sim_ratio = [], [], [], [], []

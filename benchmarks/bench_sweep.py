@@ -17,6 +17,7 @@ temporary git repo, from `queue start` until `dvc queue status` shows none left.
 
     python benchmarks/bench_sweep.py [--rounds 3] [--no-ray] [--duration 86400]
     python benchmarks/bench_sweep.py --queue [--rounds 1]
+    python benchmarks/bench_sweep.py --quick      # one round of 60 s jobs, basic and joblib: a check (CI)
 """
 from __future__ import annotations
 
@@ -186,10 +187,15 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--duration", type=float, default=86400.0, help="simulated seconds per job")
     ap.add_argument("--no-ray", action="store_true")
+    ap.add_argument("--quick", action="store_true",
+                    help="one round, 60 simulated seconds per job, no Ray: checks it works (the speed-up means nothing)")
     ap.add_argument("--queue", action="store_true", help="time the DVC experiment queue (-j 1 vs -j 2) instead")
     args = ap.parse_args()
     if args.queue:
         return bench_queue(args.rounds)
+    if args.quick:  # 2 small jobs, 1 round: what a CI check can afford
+        args.rounds, args.duration, args.no_ray = 1, 60.0, True
+        SWEEP[:] = ["zone_profile=default,wide", "seed=1", "stage=d92-1", "universe=top10"]
     SWEEP.append(f"stage.duration_s={args.duration:g}")
     names = [n for n in LAUNCHERS if not (n.startswith("ray") and args.no_ray)]
     if "ray" in names:
@@ -238,7 +244,8 @@ def main() -> int:
         cores.append(effective_cores())
     med = statistics.median
     same = all(p == prints["basic"] for p in prints.values())
-    print(f"\n6-job sweep {' '.join(SWEEP)}: {ticks[0]} ticks x top-100 per job; "
+    top = next(a.split("=top")[1] for a in SWEEP if a.startswith("universe=top"))
+    print(f"\n{len(prints['basic'])}-job sweep {' '.join(SWEEP)}: {ticks[0]} ticks x top-{top} per job; "
           f"{args.rounds} rounds, 2 cores")
     print(f"{'launcher':<8} {'wall median':>11} {'(min-max)':>15} {'in-sweep median':>15} {'speed-up':>9}")
     for name in names:

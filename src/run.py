@@ -37,28 +37,14 @@ except KeyboardInterrupt:  # Ctrl-C while this module loads: as in __main__ belo
     os._exit(130)
 
 EXIT_OK, EXIT_GATE, EXIT_USAGE, EXIT_PROVENANCE, EXIT_CRASH, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
-USAGE = """usage: python -m src.run [KEY=VALUE | GROUP=OPTION ...]   (Hydra overrides)
-       python -m src.run -m [sweep overrides]                  (Hydra multirun)
-examples: python -m src.run stage=d92-5
-          python -m src.run stage=d92-5 seed=7 zone_profile=wide run.id=my-run
-groups: stage, symbols, universe, zone_profile, market, costs
-exit codes: 0 gates passed, 1 gate failed, 2 bad usage/config, 3 provenance refused,
-            4 run crashed, 130 interrupted"""
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Hydra's command line (src.config.hydra_app): a run, a sweep (-m), or a show command
+    (--help, --cfg, --info, ...) that Hydra itself answers and that runs nothing.
+    The purge comes first on every path, before any project module that composes or runs."""
     argv = list(sys.argv[1:] if argv is None else argv)
     t0 = time.perf_counter()
-    if any(a in ("-h", "--help") for a in argv):
-        print(USAGE)
-        return EXIT_OK
-    if any(a in ("-m", "--multirun") for a in argv):
-        from src.sweep import multirun
-        return multirun(argv)
-    bad = [a for a in argv if a.startswith("-")]
-    if bad:
-        return _usage_error(f"unknown option {bad[0]!r}: only Hydra overrides (key=value) and -m are accepted")
-
     try:
         root = find_repo_root()
     except RepoRootError as exc:
@@ -66,12 +52,24 @@ def main(argv: list[str] | None = None) -> int:
     purge = purge_bytecode(root)
     t_purge = time.perf_counter() - t0
     try:
+        from src.config.hydra_app import HydraUsageError, parse, show
         from src.config.loader import ConfigError, load_config
     except ImportError as exc:
         return _import_error(exc)
+    try:
+        cli = parse(argv)
+    except HydraUsageError as exc:
+        return _usage_error(str(exc))
+    if isinstance(cli, int):  # --version
+        return cli
+    if cli.shows:
+        return show(cli, root)
+    if cli.multirun:
+        from src.sweep import multirun
+        return multirun(argv)
 
     try:
-        loaded = load_config(argv, root)
+        loaded = load_config(cli.overrides, root)
     except ConfigError as exc:
         if _SIGINT_SEEN:
             raise KeyboardInterrupt from exc

@@ -12,13 +12,12 @@ from typing import Any, Sequence
 
 import yaml
 from hydra import compose, initialize_config_dir
-from hydra.core.config_store import ConfigStore
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from src.config.schema import LiveMarketConfig, ReplayMarketConfig, RootConfig, SyntheticMarketConfig
+from src.config.schema import RootConfig, register_configs
 from src.config.validate import validate
 from src.runs import paths
 
@@ -58,11 +57,7 @@ def register_schemas() -> None:
     global _registered
     if _registered:
         return
-    cs = ConfigStore.instance()
-    cs.store(name="root_schema", node=RootConfig)
-    cs.store(group="market", name="synthetic_schema", node=SyntheticMarketConfig)
-    cs.store(group="market", name="replay_schema", node=ReplayMarketConfig)
-    cs.store(group="market", name="live_schema", node=LiveMarketConfig)
+    register_configs()
     _registered = True
 
 
@@ -103,6 +98,9 @@ def compose_config(root: Path, overrides: Sequence[str]) -> tuple[DictConfig, di
         raise ConfigError(one_line(exc)) from exc
     finally:
         GlobalHydra.instance().clear()
+    if cfg.hydra.callbacks:  # Hydra calls callbacks from its own run/sweep loop; a single run has none
+        raise ConfigError(f"hydra.callbacks ({', '.join(cfg.hydra.callbacks)}): Hydra callbacks are called in "
+                          "sweeps only: run it as a one-job sweep (python -m src.run -m ...) or drop them")
     choices = {k: str(v) for k, v in cfg.hydra.runtime.choices.items() if k in GROUPS}
     with _open(cfg):
         del cfg["hydra"]

@@ -227,7 +227,7 @@ class RootConfig:
     symbols: SymbolsConfig = MISSING
     universe: UniverseConfig = MISSING
     zone_profile: ZoneProfileConfig = MISSING
-    market: Any = MISSING  # schema chosen by the market option (market/*_schema)
+    market: Any = MISSING  # schema chosen by the market option (market_<kind>_schema)
     costs: CostsConfig = MISSING
     risk: RiskConfig = MISSING
     engine: Engine = Engine.fast  # how to compute, not what: excluded from the fingerprint
@@ -238,3 +238,24 @@ class RootConfig:
     def universe_specs(self) -> list[SymbolSpec]:
         """The run's symbols: the first universe.top_n of the ranked list, rank 1 first."""
         return self.symbols.ranked[: self.universe.top_n]
+
+
+# Named base configs outside every config group: conf/config.yaml extends `root_schema`,
+# conf/market/<kind>.yaml extends `/market_<kind>_schema@_here_`. Hydra type-checks each
+# file against its dataclass (a wrong type or unknown key fails at composition with the
+# key's path), while `market=` and `--help` offer only the YAML options.
+SCHEMAS: Dict[str, type] = {
+    "root_schema": RootConfig,
+    "market_synthetic_schema": SyntheticMarketConfig,
+    "market_replay_schema": ReplayMarketConfig,
+    "market_live_schema": LiveMarketConfig,
+}
+
+
+def register_configs() -> None:
+    """Put the schemas in Hydra's ConfigStore (storing the same node again is harmless)."""
+    from hydra.core.config_store import ConfigStore  # lazy: the engine imports this module
+
+    cs = ConfigStore.instance()
+    for name, node in SCHEMAS.items():
+        cs.store(name=name, node=node)

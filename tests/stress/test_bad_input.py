@@ -125,8 +125,8 @@ CASES: list[Bad] = [
     B("replay-empty-path", "market=replay", "market.path=''", needle="market.path"),
     B("live-without-realtime-clock", "market=live", needle="clock=realtime"),
     # -- command-line flags ------------------------------------------------------------------
-    B("flag-short-unknown", "-x", needle="'-x'", where="cli"),
-    B("flag-hydra-cfg", "--cfg", "job", needle="'--cfg'", where="cli", sample=True),
+    B("flag-short-unknown", "-x", needle="unrecognized arguments: -x", where="cli"),
+    B("flag-hydra-cfg", "--cfg", "jobs", needle="invalid choice: 'jobs'", where="cli", sample=True),  # --cfg job is Hydra's
     B("flag-config-dir", "--config-dir=/tmp", needle="--config-dir", where="cli"),
     B("sweep-option-unknown", "-m", "universe=top10,top7", needle="universe/top7", where="cli"),
     # -- zone-profile files ----------------------------------------------------------------
