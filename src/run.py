@@ -56,7 +56,7 @@ def _load_from_source(names: tuple[str, ...]) -> tuple[str | None, list[str]]:
         spec = find_spec(name)
         if spec is not None and (type(spec.loader) is not SourceFileLoader or not str(spec.origin).endswith(".py")):
             return (f"error: import provenance refused: module {name} would load from {spec.origin} "
-                    f"({type(spec.loader).__name__}), not from its .py source: delete it"), fresh
+                    f"({type(spec.loader).__name__}), not from its .py source: delete that extension module or bytecode"), fresh
         if spec is None or loaded:
             continue  # missing: the import below says so; loaded before us: preflight compares it
         try:

@@ -104,7 +104,8 @@ def config_links_out(root: Path) -> list[str]:
             p = Path(dirpath, name)
             target = Path(os.path.realpath(p))  # never raises, also for a loop or a dangling link
             if p.is_symlink() and not target.is_relative_to(root):
-                out.append(f"config file {p.relative_to(root).as_posix()} is a symlink to {target}, "
+                kind = "folder" if p.is_dir() else "file"
+                out.append(f"config {kind} {p.relative_to(root).as_posix()} is a symlink to {target}, "
                            f"outside the repo root {root}: replace the link with the file itself")
     return out
 

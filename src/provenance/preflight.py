@@ -127,9 +127,11 @@ def foreign_files(src_dir: Path) -> list[Path]:
 
 def foreign_message(path: Path, root: Path) -> str:
     rel = path.relative_to(root).as_posix()
-    kind = "sourceless bytecode" if path.suffix in (".pyc", ".pyo") else "an extension module"
-    return (f"{rel} is {kind} in the package tree: Python imports it instead of the .py source the record "
-            "digests; delete it (only .py files under src/ may run)")
+    if path.suffix in (".pyc", ".pyo"):
+        return (f"{rel} is sourceless bytecode in the package tree: Python imports it when its .py source is "
+                "missing, and the record digests only sources; delete it (only .py files under src/ may run)")
+    return (f"{rel} is an extension module in the package tree: Python imports it instead of the .py source "
+            "the record digests; delete it (only .py files under src/ may run)")
 
 
 def check(root: Path, restarted: list[str], fresh: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:

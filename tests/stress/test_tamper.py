@@ -37,7 +37,7 @@ import pytest
 
 from conftest import GIT, clean_env, copy_repo, load_json, run_cli
 from src.provenance.guard import check_imports
-from stress.helpers import assert_clean_user_error, run_folders
+from stress.helpers import assert_clean_user_error, run_folders, snapshot
 
 SUITE = "tampering"
 MARKER_LINE = "\nimport pathlib as _p; _p.Path({marker!r}).write_text('planted code ran')\n"
@@ -197,6 +197,8 @@ def test_planted_bytecode_never_runs(case: str, tmp_path: Path, clean_fingerprin
     subprocess.run([sys.executable, "-c", "import src.engine.exits"], cwd=here, check=True, env=clean_env())
     assert marker.exists(), "the planted bytecode should load without the purge"
     marker.unlink()
+    outside_cache = here.parent / "outside-cache"
+    outside_before = snapshot(outside_cache) if outside_cache.is_dir() else None  # the plain import wrote there too
     proc = run_cli(here, "run.id=t")
     assert proc.returncode == 0, proc.stderr
     assert not marker.exists(), "planted bytecode ran during a run"
@@ -209,7 +211,8 @@ def test_planted_bytecode_never_runs(case: str, tmp_path: Path, clean_fingerprin
         assert meta["fingerprint"] == clean_fingerprint
     if case == "planted-pyc-behind-a-symlinked-cache":  # the link went, its target was left alone
         assert purge["unlinked_cache_links"] == ["src/engine/__pycache__"]
-        assert [p.name for p in (here.parent / "outside-cache").iterdir()] == ["exits.cpython-311.pyc"]
+        assert Path(cache_from_source(str(here / "src/engine/exits.py"))).name in outside_before
+        assert snapshot(outside_cache) == outside_before  # the run neither deleted nor wrote a byte there
     figures.add(SUITE, "neutralised by the purge (planted code never ran)")
 
 
