@@ -386,22 +386,23 @@ def test_visible_in_record_and_compare(case: Visible, bench: Bench, figures) -> 
 # -- known limits (SECURITY.md): pinned so that a change in them is noticed --------------------------------
 
 @pytest.mark.slow
-def test_limit_planted_bytecode_of_a_module_loaded_before_the_purge(tmp_path: Path, figures) -> None:
-    """src/runs/paths.py is imported before the purge runs: planted bytecode for it runs, unseen.
-
-    The purge then deletes the planted file, so the next run is clean again. If this test
-    fails, the limit is gone: update SECURITY.md.
+def test_limit_planted_bytecode_of_the_package_init_runs_once_before_the_restart(tmp_path: Path, figures) -> None:
+    """src/__init__.py is imported by Python before any project code: planted bytecode for it runs
+    once, in a first process that records nothing; preflight sees it, purges and restarts the
+    command from source (tests/test_code_provenance.py has the general property). If this test
+    fails because the planted code no longer runs at all, the limit is gone: update SECURITY.md.
     """
     here = copy_repo(tmp_path / "here")
     marker = tmp_path / "PLANTED_CODE_RAN"
-    src = here / "src/runs/paths.py"
-    poison = tmp_path / "poison_paths.py"
+    src = here / "src/__init__.py"
+    poison = tmp_path / "poison_init.py"
     poison.write_text(src.read_text() + MARKER_LINE.format(marker=str(marker)))
     py_compile.compile(str(poison), cfile=cache_from_source(str(src)), dfile=str(src),
                        invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH, doraise=True)
     proc = run_cli(here, "run.id=t")
     assert proc.returncode == 0 and marker.exists()
-    assert load_json(here / "logs/d92-5/t/runtime_meta.json")["guard"]["hardlock"]["violations"] == []
+    meta = load_json(here / "logs/d92-5/t/runtime_meta.json")
+    assert meta["guard"]["purge"]["preflight"]["restarted_for"] == ["src"]
     figures.add(SUITE, "known limits shown (SECURITY.md)")
 
 
