@@ -39,7 +39,8 @@ def _how_to_run() -> str | None:
     if __spec__ is not None and (cwd / "conf" / "config.yaml").is_file():
         return None  # a repo root (if `src` came from another checkout, the hardlock refuses it: exit 3)
     where = shlex.quote(str(here)) if (here / "conf" / "config.yaml").is_file() else "<repo root>"
-    return (f"error: run from the repository root, as a module: cd {where} && "
+    why = "src/run.py is a module, not a script" if __spec__ is None else f"no conf/config.yaml in {cwd}"
+    return (f"error: {why}: run it from the repository root, as a module: cd {where} && "
             f"{shlex.join(['python', '-m', 'src.run', *sys.argv[1:]])}")
 
 
