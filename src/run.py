@@ -51,17 +51,19 @@ def _load_from_source(names: tuple[str, ...]) -> tuple[str | None, list[str]]:
     from importlib.machinery import SourceFileLoader
     from importlib.util import find_spec
 
-    fresh = []
+    fresh, ours = [], os.path.join(os.path.realpath(os.getcwd()), "src", "")
     for name in names:  # parents first: find_spec imports a module's parent package
         loaded = name in sys.modules
         spec = find_spec(name)
         if spec is not None and (type(spec.loader) is not SourceFileLoader or not str(spec.origin).endswith(".py")):
             return (f"error: import provenance refused: module {name} would load from {spec.origin} "
-                    f"({type(spec.loader).__name__}), not from its .py source: delete that extension module or bytecode"), fresh
-        if spec is None or loaded:
-            continue  # missing: the import below says so; loaded before us: preflight compares it
+                    f"({type(spec.loader).__name__}), not from its .py source: "
+                    "delete that extension module or bytecode"), fresh
+        if spec is None or loaded or not os.path.realpath(spec.origin).startswith(ours):
+            continue  # missing: the import says so; loaded before us: preflight compares it; elsewhere: refused later
         try:
-            os.unlink(spec.cached)
+            if spec.cached:
+                os.unlink(spec.cached)
         except FileNotFoundError:
             pass
         except OSError:
