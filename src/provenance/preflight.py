@@ -28,9 +28,6 @@ write to the repo) defeats it -- see SECURITY.md.
 """
 from __future__ import annotations
 
-import _imp
-import importlib.util
-import marshal
 import os
 import sys
 import time
@@ -75,43 +72,25 @@ def loader_problem(name: str, mod: ModuleType) -> str | None:
     return None
 
 
-def _would_use(data: bytes, source: bytes, st: os.stat_result) -> bool:
-    """True when Python's import system accepts this .pyc for the source (importlib's rules)."""
-    if len(data) < 16 or data[:4] != importlib.util.MAGIC_NUMBER:
-        return False
-    flags = int.from_bytes(data[4:8], "little")
-    if flags & ~0b11:
-        return False
-    if flags & 0b1:  # hash-based
-        mode = getattr(_imp, "check_hash_based_pycs", "default")
-        checked = mode == "always" or (mode == "default" and flags & 0b10)
-        return not checked or data[8:16] == importlib.util.source_hash(source)
-    return (int.from_bytes(data[8:12], "little") == int(st.st_mtime) & 0xFFFFFFFF
-            and int.from_bytes(data[12:16], "little") == st.st_size & 0xFFFFFFFF)
-
-
 def bytecode_mismatch(mod: ModuleType) -> str | None:
-    """The .pyc this module may have run from, if it is not the bytecode of its source; else None."""
+    """The .pyc this module may have run from, if it is not the bytecode of its source; else None.
+
+    Python's own loader decides whether the cache is valid for the source (timestamp, or
+    checked/unchecked hash under --check-hash-based-pycs) and reads it: that is the code an
+    import used. It is compared with a fresh compile of the source (code objects compare their
+    instructions, constants, names and line tables, not the file name).
+    """
     spec = getattr(mod, "__spec__", None)
     origin, cached = getattr(spec, "origin", None), getattr(spec, "cached", None)
-    if not origin or not cached:
-        return None
-    try:
-        data = Path(cached).read_bytes()
-    except OSError:
+    if not origin or not cached or not os.path.exists(cached):
         return None  # no cache: Python compiled the source
+    loader = SourceFileLoader(spec.name, origin)
     try:
-        source = Path(origin).read_bytes()
-        st = os.stat(origin)
-    except OSError:
-        return cached  # the source is gone: whatever ran is not it
-    if not _would_use(data, source, st):
-        return None  # Python compiled the source (and could not or did not rewrite the cache)
-    try:
-        code = marshal.loads(memoryview(data)[16:])
-    except (EOFError, ValueError, TypeError):
-        return None  # Python could not have loaded it either
-    if code != compile(source, origin, "exec", dont_inherit=True):
+        used = loader.get_code(spec.name)  # the valid cache's code, else a compile of the source
+        source = loader.get_data(origin)
+    except (OSError, ImportError, EOFError, ValueError, TypeError):
+        return cached  # unreadable now: whatever ran cannot be shown to be the source
+    if used != compile(source, origin, "exec", dont_inherit=True):
         return cached
     return None
 
