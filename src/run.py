@@ -31,13 +31,14 @@ def _how_to_run() -> str | None:
     Run as a script (`python src/run.py`), `src` is not importable; run as a module from
     another folder (the package found on PYTHONPATH), the run's root would not be the cwd.
     """
-    import shlex
     from pathlib import Path
 
-    here = Path(__file__).resolve().parents[1]  # the folder holding this package
     cwd = Path.cwd().resolve()
     if __spec__ is not None and (cwd / "conf" / "config.yaml").is_file():
         return None  # a repo root (if `src` came from another checkout, the hardlock refuses it: exit 3)
+    import shlex
+
+    here = Path(__file__).resolve().parents[1]  # the folder holding this package
     where = shlex.quote(str(here)) if (here / "conf" / "config.yaml").is_file() else "<repo root>"
     why = "src/run.py is a module, not a script" if __spec__ is None else f"no conf/config.yaml in {cwd}"
     return (f"error: {why}: run it from the repository root, as a module: cd {where} && "

@@ -34,7 +34,6 @@ import time
 from importlib.machinery import BYTECODE_SUFFIXES, EXTENSION_SUFFIXES, SourceFileLoader
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 PACKAGE = "src"
 RESTART_ENV = "SRC_RUN_BYTECODE_RESTART"  # set for the one restart: the modules that were stale
@@ -42,7 +41,7 @@ EXIT_PROVENANCE = 3
 # Files Python imports instead of (extension modules) or without (bytecode) a .py source.
 FOREIGN_SUFFIXES = tuple(sorted({*EXTENSION_SUFFIXES, *BYTECODE_SUFFIXES, ".pyo"}, key=len, reverse=True))
 
-REPORT: dict[str, Any] | None = None  # what preflight found; the purge report carries it into the record
+REPORT: dict[str, object] | None = None  # what preflight found; the purge report carries it into the record
 
 
 class CodeProvenanceError(RuntimeError):
@@ -113,7 +112,7 @@ def foreign_message(path: Path, root: Path) -> str:
             "the record digests; delete it (only .py files under src/ may run)")
 
 
-def check(root: Path, restarted: list[str], fresh: tuple[str, ...] | list[str] = ()) -> dict[str, Any]:
+def check(root: Path, restarted: list[str], fresh: tuple[str, ...] | list[str] = ()) -> dict[str, object]:
     """Inspect the loaded project modules and the tree; raise CodeProvenanceError on a refusal.
 
     Returns {"stale": [...], ...}: modules that may have run from bytecode not compiled from
