@@ -101,6 +101,16 @@ def test_extension_module_beside_its_source_is_refused_before_it_runs(suffix: st
         so.unlink()
 
 
+@pytest.mark.skipif(_compiler() is None, reason="needs a C compiler to build a real extension module")
+def test_extension_module_for_the_package_itself_is_refused(repo: Path, tmp_path: Path) -> None:
+    """src/__init__.abi3.so is the package for Python (it runs before any project code): refused by name."""
+    marker = tmp_path / "EXTENSION_RAN"
+    shutil.copy(_build_extension(tmp_path, "src", marker), repo / "src/__init__.abi3.so")
+    err = assert_clean_user_error(run_cli(repo, "run.id=t"), 3)
+    assert "module src was loaded from" in err and "__init__.abi3.so" in err and "ExtensionFileLoader" in err, err
+    assert run_folders(repo) == []
+
+
 @pytest.mark.parametrize("suffix", [*EXTENSION_SUFFIXES, ".pyc"])
 @pytest.mark.parametrize("rel", ["src/engine/kpi.py", "src/runs/paths.py", "src/market/replay.py"])
 def test_any_file_python_would_import_instead_of_the_source_is_refused(rel: str, suffix: str, repo: Path) -> None:
