@@ -1,30 +1,33 @@
 """Before the purge: is the code that already runs the code whose source will be recorded?
 
-`python -m src.run` imports a few project modules before it can purge the bytecode caches
-(src/__init__.py, src/run.py itself, this module, src/provenance/purge.py,
-src/runs/paths.py). Python may have run any of them from a `.pyc` that was not compiled
-from today's source: a stale one whose source was edited at the same size and mtime, or a
-planted one (an unchecked-hash `.pyc`). `preflight` (stdlib only) therefore, for every
-project module loaded so far:
+`python -m src.run` needs a few project modules before it can purge the bytecode caches.
+Python itself imports `src/__init__.py` and `src/run.py` first; `src/run.py` (stdlib only up
+to there) then deletes the bytecode of the rest -- this module, `src/provenance/purge.py`,
+`src/runs/paths.py` and their packages -- before importing them, so they compile from
+source (`compiled_fresh` in the report). `preflight` (stdlib only) then, for every project
+module loaded so far:
 
 - refuses (exit 3, one line naming the module) a module that did not come from its `.py`
   source through Python's own SourceFileLoader: an extension module, sourceless bytecode,
   a custom finder or path hook, a zip archive;
-- compares the bytecode Python would have used (the `.pyc` at `__spec__.cached`, when its
-  header says it is valid for the source) with `compile()` of the source; on a mismatch it
-  purges the caches and runs the same command again, once (`os.execv`, marker in the
-  environment); a mismatch after that restart is refused (exit 3, naming the module).
+- for the others (`src`, `src.run`, anything a start-up hook imported), compares the
+  bytecode Python would have used (the cache its own loader accepts for the source: same
+  mtime and size, or a hash-based `.pyc`) with `compile()` of the source; on a difference
+  (a stale `.pyc` whose source was edited at the same size and mtime, a planted
+  unchecked-hash one) it purges the caches and runs the same command again, once
+  (`os.execv`, `SRC_RUN_BYTECODE_RESTART` in the environment); a difference after that
+  restart is refused (exit 3, naming the module).
 
-It then refuses any file in the package tree that Python could import instead of a `.py`
-source (an extension module such as `kpi.cpython-311-x86_64-linux-gnu.so`, `kpi.abi3.so`,
-`kpi.so`, or a `.pyc` outside `__pycache__`): those load ahead of the source, so the run's
-code would not be the recorded code. All of this happens before any other project module is
-imported.
+It also refuses any file in the package tree that Python could import instead of, or
+without, a `.py` source (an extension module such as `kpi.cpython-311-x86_64-linux-gnu.so`,
+`kpi.abi3.so`, `kpi.so`, or a `.pyc` outside `__pycache__`), before any other project module
+is imported, so such code never runs.
 
-This module may itself have run from stale bytecode. A stale copy of a version that has
-this check still performs it, and its own `.pyc` then differs from its source, so it
-restarts from source; only bytecode made to skip the check (written by someone who can
-write to the repo) defeats it -- see SECURITY.md.
+The check itself may be stale: `src/run.py` can run from old bytecode. A stale copy of any
+version with this design still deletes the other modules' bytecode and calls this module,
+now compiled from source, which finds `src.run`'s `.pyc` differs from its source and
+restarts. Only bytecode made to skip the check (written by someone who can write to the
+repo) defeats it -- see SECURITY.md.
 """
 from __future__ import annotations
 
