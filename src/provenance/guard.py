@@ -98,16 +98,23 @@ def config_links_out(root: Path) -> list[str]:
     if conf.is_symlink() and not Path(os.path.realpath(conf)).is_relative_to(root):
         return [f"config folder {conf} is a symlink to {os.path.realpath(conf)}, outside the repo root {root}: "
                 "replace it with the real folder"]
-    out = []
-    for dirpath, dirnames, files in os.walk(conf, followlinks=False):
-        for name in (*dirnames, *files):
-            p = Path(dirpath, name)
-            target = Path(os.path.realpath(p))  # never raises, also for a loop or a dangling link
-            if p.is_symlink() and not target.is_relative_to(root):
-                kind = "folder" if p.is_dir() else "file"
-                out.append(f"config {kind} {p.relative_to(root).as_posix()} is a symlink to {target}, "
-                           f"outside the repo root {root}: replace the link with the file itself")
-    return out
+    out: list[str] = []
+    todo = [str(conf)]
+    while todo:  # os.scandir: one directory read per folder, no stat per entry
+        try:
+            entries = list(os.scandir(todo.pop()))
+        except OSError:
+            continue
+        for e in entries:
+            if e.is_symlink():
+                target = Path(os.path.realpath(e.path))  # never raises, also for a loop or a dangling link
+                if not target.is_relative_to(root):
+                    kind = "folder" if os.path.isdir(e.path) else "file"
+                    out.append(f"config {kind} {Path(e.path).relative_to(root).as_posix()} is a symlink to "
+                               f"{target}, outside the repo root {root}: replace the link with the file itself")
+            elif e.is_dir():
+                todo.append(e.path)
+    return sorted(out)
 
 
 def enforce(report: dict) -> None:
