@@ -24,11 +24,75 @@ def _on_sigint(_signum: int, _frame: object) -> None:
 
 signal.signal(signal.SIGINT, _on_sigint)
 
-# Only the stdlib and the purge run before the bytecode caches are gone: every other
-# project module is imported afterwards, from source.
+
+def _how_to_run() -> str | None:
+    """None when run as `python -m src.run` from a repo root; else the one line that says how to run.
+
+    Run as a script (`python src/run.py`), `src` is not importable; run as a module from
+    another folder (the package found on PYTHONPATH), the run's root would not be the cwd.
+    """
+    from pathlib import Path
+
+    cwd = Path.cwd().resolve()
+    if __spec__ is not None and (cwd / "conf" / "config.yaml").is_file():
+        return None  # a repo root (if `src` came from another checkout, the hardlock refuses it: exit 3)
+    import shlex
+
+    here = Path(__file__).resolve().parents[1]  # the folder holding this package
+    where = shlex.quote(str(here)) if (here / "conf" / "config.yaml").is_file() else "<repo root>"
+    why = "src/run.py is a module, not a script" if __spec__ is None else f"no conf/config.yaml in {cwd}"
+    return (f"error: {why}: run it from the repository root, as a module: cd {where} && "
+            f"{shlex.join(['python', '-m', 'src.run', *sys.argv[1:]])}")
+
+
+def _load_from_source(names: tuple[str, ...]) -> tuple[str | None, list[str]]:
+    """Make the pre-purge modules load from their .py source: refuse any other loader (exit 3),
+    delete their bytecode before importing them. Returns (error line or None, names made fresh)."""
+    import os
+    from importlib.machinery import SourceFileLoader
+    from importlib.util import find_spec
+
+    fresh, ours = [], os.path.join(os.path.realpath(os.getcwd()), "src", "")
+    for name in names:  # parents first: find_spec imports a module's parent package
+        loaded = name in sys.modules
+        spec = find_spec(name)
+        if spec is not None and (type(spec.loader) is not SourceFileLoader or not str(spec.origin).endswith(".py")):
+            return (f"error: import provenance refused: module {name} would load from {spec.origin} "
+                    f"({type(spec.loader).__name__}), not from its .py source: "
+                    "delete that extension module or bytecode"), fresh
+        if spec is None or loaded or not os.path.realpath(spec.origin).startswith(ours):
+            continue  # missing: the import says so; loaded before us: preflight compares it; elsewhere: refused later
+        try:
+            if spec.cached:
+                os.unlink(spec.cached)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            continue  # not deletable: preflight compares it with its source instead
+        fresh.append(name)
+    return None, fresh
+
+
+# The stdlib only, above: `python -m src.run` imports these modules before it can purge the
+# bytecode caches, so their bytecode is deleted first and they compile from source; `preflight`
+# then checks that src/__init__.py and this file ran from their source (SECURITY.md). Every
+# other project module is imported after the purge, from source.
+_PRE_PURGE = ("src.provenance", "src.provenance.preflight", "src.provenance.purge", "src.runs", "src.runs.paths")
 try:
+    if __name__ == "__main__":
+        if _msg := _how_to_run():
+            print(_msg, file=sys.stderr)
+            sys.exit(2)
+        _msg, _fresh = _load_from_source(_PRE_PURGE)
+        if _msg:
+            print(_msg, file=sys.stderr)
+            sys.exit(3)
+    from src.provenance.preflight import preflight
     from src.provenance.purge import purge_bytecode
     from src.runs.paths import RepoRootError, find_repo_root
+    if __name__ == "__main__":
+        from pathlib import Path as _Path
+        preflight(_Path.cwd().resolve(), fresh=_fresh)  # exit 3, or one restart from purged caches
 except KeyboardInterrupt:  # Ctrl-C while this module loads: as in __main__ below, nothing was run
     print("interrupted before the run started: nothing was run", file=sys.stderr, flush=True)
     # os._exit, not sys.exit: runpy may still see the interrupt and make the exit a SIGINT

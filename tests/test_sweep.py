@@ -143,14 +143,19 @@ def test_bad_value_refuses_its_job_and_exit_is_the_worst(repo: Path) -> None:
 
 
 def test_guard_refuses_inside_joblib_workers(repo: Path) -> None:
-    """A sourceless .pyc in the package tree: every job, in every worker, is refused (exit 3)."""
+    """A link out of the repo in the package tree: every job, in every worker, is refused (exit 3).
+
+    (A file Python would import instead of a source, e.g. a stray .pyc, is refused before the
+    sweep starts: tests/test_code_provenance.py.)"""
     need_launcher("joblib")
-    (repo / "src/engine/ghost.pyc").write_bytes(b"\x00" * 16)
+    outside = repo.parent / "outside.json"
+    outside.write_text("{}")
+    (repo / "src/engine/ghost.json").symlink_to(outside)
     proc, summary = sweep(repo, "seed=1,2", "stage.duration_s=60", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2")
     assert proc.returncode == summary["exit_code"] == 3
     assert [(j["exit_code"], j["status"]) for j in summary["jobs"]] == [(3, "refused")] * 2
     assert all(j["worker"]["pid"] != summary["driver"]["pid"] for j in summary["jobs"])
-    assert "ghost.pyc" in proc.stderr
+    assert "ghost.json" in proc.stderr
     assert not (repo / "logs/d92-5").exists()
 
 

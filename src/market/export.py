@@ -6,7 +6,7 @@
 The config is composed exactly as `python -m src.run` composes it (same loader), so
 `python -m src.run <same overrides> market=replay market.path=OUT.parquet` replays those
 ticks; with the synthetic market it gives the synthetic run's trades and KPIs (the data
-identity, and so the fingerprint, differ: it names the file instead of the generator).
+identity, and so the fingerprint, differ: it is the file's content instead of the generator).
 """
 from __future__ import annotations
 

@@ -3,12 +3,14 @@
 The whole file is validated when the market is built, before a run folder exists, so a
 bad file is a usage error (exit 2) naming the file, the row and the problem; the
 replay itself re-reads it batch by batch (memory stays flat) through the same checks.
-Its identity is the file's SHA-256, so equal files give equal fingerprints.
+Its identity is the file's content (SHA-256), never its name: equal files give equal
+fingerprints however the path is spelled or linked; the path is recorded beside it.
 """
 from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -73,11 +75,15 @@ class ReplayMarket:
         self.sha256, self.size = _sha256(self.path)
 
     def identity(self) -> dict[str, Any]:
-        """The file's content digest and what part of it is played."""
-        return {"kind": "replay", "format": ticks.FORMAT, "path": self.label.split("=", 1)[1],
+        """The file's content digest and what part of it is played; never its name (see `location`)."""
+        return {"kind": "replay", "format": ticks.FORMAT,
                 "sha256": self.sha256, "bytes": self.size, "rows": self.rows_in_file,
                 "ticks_in_file": self.ticks_in_file, "n_ticks": self.n_ticks, "tick_s": self.tick_s,
                 "symbols": list(self.symbols), "source": self.meta.get("source")}
+
+    def location(self) -> dict[str, Any]:
+        """Where the file was read: recorded beside the identity, outside the fingerprint."""
+        return {"path": self.label.split("=", 1)[1], "resolved": os.path.realpath(self.path)}
 
     def faults(self) -> dict[str, Any] | None:
         """A live recording's fault counters (part of its data); None for other files."""

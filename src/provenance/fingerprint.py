@@ -11,10 +11,24 @@ FINGERPRINT_VERSION = 1
 # byte-identical trades and KPIs, tests/test_engine_equivalence.py), so switching
 # engines keeps the fingerprint; the clock only paces the same ticks in wall time.
 VOLATILE_CONFIG_KEYS = ("run", "engine", "clock")
+# Keys that say where an input lies, not what it holds: a replay file's identity is its content
+# (the data identity's SHA-256), so `data/x.parquet`, `./data/x.parquet`, its absolute path or a
+# link to it give one fingerprint. The path as given stays in runtime_meta.json (config and
+# data.location), outside the fingerprint and provenance.json.
+LOCATION_KEYS = (("market", "path"),)
+
+
+def deterministic_config(resolved: dict[str, Any]) -> dict[str, Any]:
+    """The resolved config without volatile and location keys: what decides a run's result."""
+    out = {k: v for k, v in resolved.items() if k not in VOLATILE_CONFIG_KEYS}
+    for group, key in LOCATION_KEYS:
+        if isinstance(out.get(group), dict) and key in out[group]:
+            out[group] = {k: v for k, v in out[group].items() if k != key}
+    return out
 
 
 def config_digest(resolved: dict[str, Any]) -> str:
-    return digest_obj({k: v for k, v in resolved.items() if k not in VOLATILE_CONFIG_KEYS})
+    return digest_obj(deterministic_config(resolved))
 
 
 def fingerprint(config_digest_: str, code_files: list[dict[str, Any]], zone_sha256: str,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
-from importlib.machinery import SourcelessFileLoader
+from importlib.machinery import EXTENSION_SUFFIXES, SourceFileLoader, SourcelessFileLoader
 from pathlib import Path
 from types import ModuleType
 
@@ -57,6 +57,9 @@ def check_imports(root: Path, package: str = PACKAGE) -> dict:
         if isinstance(loader, SourcelessFileLoader) or real.suffix == ".pyc":
             violations.append(f"module {name} loaded from sourceless bytecode {file}: "
                               f"delete it and keep the .py source in {expected}")
+        elif type(loader) is not SourceFileLoader or real.suffix != ".py":
+            violations.append(f"module {name} loaded from {file} by {type(loader).__name__}, not from its .py "
+                              "source: only .py files under src/ may run; delete the extension module or import hook")
         if name == package and len(paths) != 1:
             violations.append(f"package {package} is split across folders {paths}: expected only {expected}")
         elif name == package and Path(paths[0]).resolve() != expected.resolve():
@@ -78,7 +81,40 @@ def check_imports(root: Path, package: str = PACKAGE) -> dict:
                     stray = Path(dirpath, f)
                     violations.append(f"sourceless bytecode {stray} in the package tree: "
                                       "Python may import it instead of source; delete it")
+                elif f.endswith(tuple(EXTENSION_SUFFIXES)):
+                    violations.append(f"extension module {Path(dirpath, f)} in the package tree: Python imports "
+                                      "it instead of the .py source; delete it")
+    violations.extend(config_links_out(root))
     return {"root": str(root), "modules_checked": len(modules), "violations": violations}
+
+
+def config_links_out(root: Path) -> list[str]:
+    """conf/ files (and conf/ itself) that resolve outside the repo: refused, not recorded.
+
+    The record digests conf/ by its path in the repo and git sees only the link, so a
+    link out would let a file nobody versions decide the run.
+    """
+    conf = root / "conf"
+    if conf.is_symlink() and not Path(os.path.realpath(conf)).is_relative_to(root):
+        return [f"config folder {conf} is a symlink to {os.path.realpath(conf)}, outside the repo root {root}: "
+                "replace it with the real folder"]
+    out: list[str] = []
+    todo = [str(conf)]
+    while todo:  # os.scandir: one directory read per folder, no stat per entry
+        try:
+            entries = list(os.scandir(todo.pop()))
+        except OSError:
+            continue
+        for e in entries:
+            if e.is_symlink():
+                target = Path(os.path.realpath(e.path))  # never raises, also for a loop or a dangling link
+                if not target.is_relative_to(root):
+                    kind = "folder" if os.path.isdir(e.path) else "file"
+                    out.append(f"config {kind} {Path(e.path).relative_to(root).as_posix()} is a symlink to "
+                               f"{target}, outside the repo root {root}: replace the link with the file itself")
+            elif e.is_dir():
+                todo.append(e.path)
+    return sorted(out)
 
 
 def enforce(report: dict) -> None:

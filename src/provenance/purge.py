@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 from pathlib import Path
 
 PROJECT_PACKAGES = ("src",)
@@ -42,8 +43,9 @@ def purge_bytecode(root: Path, packages: tuple[str, ...] = PROJECT_PACKAGES) -> 
                     removed_files += n
                     removed_dirs += 1
     importlib.invalidate_caches()
+    preflight = getattr(sys.modules.get("src.provenance.preflight"), "REPORT", None)  # set by src.run
     return {"packages": list(packages), "removed_dirs": removed_dirs, "removed_files": removed_files,
-            "skipped_symlinks": sorted(skipped), "unlinked_cache_links": sorted(unlinked)}
+            "skipped_symlinks": sorted(skipped), "unlinked_cache_links": sorted(unlinked), "preflight": preflight}
 
 
 def _unlink(path: str) -> None:

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from importlib import metadata
 from typing import Any
 
-from src.provenance.fingerprint import VOLATILE_CONFIG_KEYS
+from src.provenance.fingerprint import deterministic_config
 
 SCHEMA_VERSION = 1
 KEY_PACKAGES = ("numpy", "hydra-core", "omegaconf", "xxhash", "dvc", "PyYAML")
@@ -79,7 +79,7 @@ def deterministic_provenance(meta: dict[str, Any]) -> dict[str, Any]:
     No times, host, run id or mtimes, so DVC can track it in git beside the KPIs and the
     compare command can read what went into a run at any git revision or experiment.
     """
-    resolved = {k: v for k, v in meta["config"]["resolved"].items() if k not in VOLATILE_CONFIG_KEYS}
+    resolved = deterministic_config(meta["config"]["resolved"])
     zp = meta["zone_profile"]
     return {
         "schema_version": meta["schema_version"],
@@ -90,5 +90,5 @@ def deterministic_provenance(meta: dict[str, Any]) -> dict[str, Any]:
                    "files": {f["path"]: f["xxh3_128"] for f in meta["config"]["files"]}},
         "code": {"digest": meta["code"]["digest"], "files": {f["path"]: f["xxh3_128"] for f in meta["code"]["files"]}},
         "zone_profile": {k: zp[k] for k in ("path", "name", "sha256", "mode", "profiles_applied")},
-        "data": meta["data"],
+        "data": {k: v for k, v in meta["data"].items() if k != "location"},
     }

@@ -73,8 +73,15 @@ def test_path_tricks_are_refused_by_the_loader(kind: str, figures) -> None:
 
 
 def _outside_snapshot(root: Path, repo: Path) -> dict[str, str]:
-    """Every file under `root` except the repo copy's logs/."""
-    return {k: v for k, v in snapshot(root).items() if not k.startswith(f"{repo.name}/logs/")}
+    """Every file under `root` except the repo copy's logs/ and the bytecode Python caches for the
+    CLI's own modules (src/**/__pycache__/*.pyc, written when PYTHONDONTWRITEBYTECODE is unset)."""
+    return {k: v for k, v in snapshot(root).items() if not k.startswith(f"{repo.name}/logs/")
+            and not _own_bytecode(k, repo)}
+
+
+def _own_bytecode(rel: str, repo: Path) -> bool:
+    parts = rel.split("/")  # the snapshot follows no link, so these are real files inside src/
+    return parts[:2] == [repo.name, "src"] and parts[-2] == "__pycache__" and parts[-1].endswith(".pyc")
 
 
 @pytest.mark.parametrize("full", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["links", "ids-and-links"])
