@@ -1,8 +1,10 @@
 """One run, from a loaded config: guard -> claim the run folder -> engine -> record -> check."""
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import secrets
 import shutil
 import signal
 import sys
@@ -31,7 +33,8 @@ from src.provenance import guard, inventory
 from src.provenance.digests import digest_obj, sha256_file
 from src.provenance.fingerprint import config_digest, fingerprint
 from src.provenance.gitinfo import git_state
-from src.provenance.record import SCHEMA_VERSION, deterministic_provenance, environment, redact, utc_now
+from src.provenance.record import (SCHEMA_VERSION, deterministic_provenance, environment, record_outputs, redact,
+                                   utc_now, write_record)
 from src.runs.atomic import JsonlAppender, write_json_atomic, write_text_atomic
 from src.runs.paths import RunPathError, RunPaths, new_run_id, resolve_run_paths
 from src.runs.plotdata import SpreadTap, write_plot_data
@@ -100,6 +103,70 @@ def release_lock(paths: RunPaths | None) -> None:
         os.close(fd)
 
 
+_ASIDE: dict[Path, Path] = {}  # run folder -> the earlier run it replaces, moved aside until this one is complete
+
+
+def _move_aside(paths: RunPaths) -> None:
+    """Rename the earlier run to a hidden sibling (`logs/<stage>/.<run_id>.replaced-<hex>`): one
+    rename, so it stays whole whatever it holds (an undeletable file, a full disk)."""
+    aside = paths.run_dir.parent / f".{paths.run_id}.replaced-{secrets.token_hex(3)}"
+    os.rename(paths.run_dir, aside)
+    _ASIDE[paths.run_dir] = aside
+
+
+def settle_overwrite(paths: RunPaths | None, complete: bool) -> str | None:
+    """After an overwrite: drop the earlier run if this one is complete, else put it back.
+
+    Returns a sentence for the user when something could not be done (never raises).
+    """
+    aside = _ASIDE.pop(paths.run_dir, None) if paths is not None else None
+    if aside is None:
+        return None
+    rel = paths.rel
+    if complete:
+        try:
+            shutil.rmtree(aside)
+        except OSError as exc:
+            return f"the earlier run moved aside to {rel(aside)} could not be deleted ({_os_error(exc, paths)})"
+        return None
+    failed = paths.run_dir.parent / f".{paths.run_id}.failed-{secrets.token_hex(3)}"
+    try:
+        if paths.run_dir.exists():
+            os.rename(paths.run_dir, failed)  # kept for its run.log; hidden, so never listed as a run
+        os.rename(aside, paths.run_dir)
+    except OSError as exc:
+        return f"the earlier run is kept in {rel(aside)} ({_os_error(exc, paths)})"
+    return f"the earlier run in {rel(paths.run_dir)} was kept; this attempt is in {rel(failed)}"
+
+
+def _os_error(exc: BaseException, paths: RunPaths | None) -> str:
+    """`<path>: <strerror> (<ERRNO>)` for an OSError naming a file, else `<Type>: <message>`."""
+    if isinstance(exc, OSError) and exc.filename is not None:
+        name = str(exc.filename)
+        if paths is not None:
+            try:
+                name = paths.rel(Path(name).resolve())
+            except ValueError:
+                pass
+        code = errno.errorcode.get(exc.errno or 0, exc.errno)
+        return f"{name}: {exc.strerror or exc} ({code})"
+    return f"{type(exc).__name__}: {exc}"
+
+
+class _RunLogHandler(logging.FileHandler):
+    """run.log is best effort: a full disk or a read-only folder never prints a logging traceback
+    (the failure that matters is reported once, by the write that needed to succeed)."""
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        pass
+
+    def close(self) -> None:
+        try:
+            super().close()
+        except OSError:
+            pass
+
+
 def claim_run_dir(root: Path, stage_id: str, run_id: str | None, universe: str, overwrite: bool) -> RunPaths:
     """Create the run folder in its final place; a pinned id replaces its folder only when asked."""
     for _ in range(20):
@@ -117,7 +184,7 @@ def claim_run_dir(root: Path, stage_id: str, run_id: str | None, universe: str, 
                 release_lock(paths)
                 raise RunPathError(f"run folder {paths.rel(paths.run_dir)} exists: pass run.overwrite=true "
                                    "to replace it, or pick another run.id")
-            shutil.rmtree(paths.run_dir)  # a real folder under logs/ (resolve_run_paths refuses symlinks)
+            _move_aside(paths)  # a real folder under logs/ (resolve_run_paths refuses symlinks)
             paths.run_dir.mkdir()
             return paths
     raise RunPathError("could not find a free run id after 20 tries")
@@ -150,8 +217,12 @@ def execute(loaded: LoadedConfig, argv: list[str], purge: dict, t_start: float, 
         stop.restore()
         print(f"error: {exc}", file=sys.stderr)
         return Outcome(EXIT_USAGE, "refused")
+    except OSError as exc:  # logs/ read-only, full, or not a folder: an I/O failure, nothing was run
+        stop.restore()
+        print(f"error: cannot create the run folder: {_os_error(exc, None)}", file=sys.stderr)
+        return Outcome(EXIT_CRASH, "failed")
 
-    handler = logging.FileHandler(paths.run_log, encoding="utf-8")
+    handler = _RunLogHandler(paths.run_log, encoding="utf-8", delay=True)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     logging.getLogger().addHandler(handler)
     logging.getLogger().setLevel(logging.INFO)
@@ -191,7 +262,7 @@ def execute(loaded: LoadedConfig, argv: list[str], purge: dict, t_start: float, 
             "guard": {"purge": purge, "hardlock": hardlock},
         }
         write_text_atomic(paths.resolved_config, yaml.safe_dump(redact(resolved), sort_keys=False))
-        write_json_atomic(paths.runtime_meta, meta)
+        write_record(paths.runtime_meta, meta)
         write_json_atomic(paths.provenance, deterministic_provenance(meta))
         t_record = time.perf_counter() - t1
         log.info("run_start run_id=%s stage=%s fingerprint=%s", paths.run_id, paths.stage_id, fp)
@@ -227,22 +298,32 @@ def execute(loaded: LoadedConfig, argv: list[str], purge: dict, t_start: float, 
             "engine_s": round(t_engine, 6), "total_s": round(time.perf_counter() - t_start, 6),
             "simulated_s_per_wall_s": round(res.ticks * cfg.stage.tick_s / t_engine, 1) if t_engine > 0 else None,
         }
-        write_json_atomic(paths.runtime_meta, meta)
+        # Every output is final from here on (files added to the run folder must be written
+        # above this line): their digests go into the record, which is written last.
+        record_outputs(paths.run_dir, meta)
+        write_record(paths.runtime_meta, meta)
         log.info("run_end status=%s round_trips=%d pnl_krw=%s", status, kpis["round_trips"], kpis["total_pnl_krw"])
     except KeyboardInterrupt:
         _fail(paths, meta, "interrupted", "interrupted by a second signal before the record was complete")
-        print(f"interrupted: {paths.rel(paths.run_dir)} (status interrupted)", file=sys.stderr)
+        kept = settle_overwrite(paths, complete=False)
+        print(f"interrupted: {paths.rel(paths.run_dir)} (status interrupted)" + (f"; {kept}" if kept else ""),
+              file=sys.stderr)
         return Outcome(EXIT_INTERRUPTED, "interrupted", paths)
     except Exception as exc:  # a crash: keep what was recorded, say where the traceback is
         log.error("run_failed %s", traceback.format_exc())
-        _fail(paths, meta, "failed", f"{type(exc).__name__}: {exc}")
-        print(f"error: run failed: {type(exc).__name__}: {exc} (traceback in {paths.rel(paths.run_log)})",
-              file=sys.stderr)
+        what = _os_error(exc, paths)
+        _fail(paths, meta, "failed", what)
+        where = f"traceback in {paths.rel(paths.run_log)}"
+        kept = settle_overwrite(paths, complete=False)
+        print(f"error: run failed: {what} ({where}{'; ' + kept if kept else ''})", file=sys.stderr)
         return Outcome(EXIT_CRASH, "failed", paths)
     finally:
         stop.restore()
         logging.getLogger().removeHandler(handler)
         handler.close()
+        note = settle_overwrite(paths, complete=True)  # a no-op when a failure above put the earlier run back
+        if note:
+            print(f"warning: {note}", file=sys.stderr)
         release_lock(paths)
 
     out(f"run: {paths.rel(paths.run_dir)}")
@@ -259,6 +340,7 @@ def _fail(paths: RunPaths, meta: dict[str, Any], status: str, error: str) -> Non
     try:
         meta = dict(meta or {"schema_version": SCHEMA_VERSION, "run_id": paths.run_id, "stage_id": paths.stage_id})
         meta.update(status=status, ended_at=utc_now(), error=error)
-        write_json_atomic(paths.runtime_meta, meta)
-    except Exception:  # pragma: no cover - disk full or similar; the original error matters more
+        record_outputs(paths.run_dir, meta)  # what exists now, so an edit to it is detected too
+        write_record(paths.runtime_meta, meta)
+    except Exception:  # disk full or similar; the original error matters more
         log.exception("could not record status=%s", status)
