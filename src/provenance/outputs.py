@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+EXIT_EDITED = 5  # acceptance and compare: a run's files do not match its record (edited or damaged)
 RECORD_NAME = "runtime_meta.json"
 NOT_DIGESTED = (RECORD_NAME, "run.log")  # the record itself; the log (volatile, appended by the logger)
 # Descriptions of the inputs (config.yaml and a params file hold the run id; provenance.json
@@ -111,12 +112,15 @@ def read_record(run_dir: Path) -> dict[str, Any]:
     return obj
 
 
-def verify_run(run_dir: Path) -> Verification:
-    """Check a run folder against its record: the seal, then every output file's digest."""
-    try:
-        meta = read_record(run_dir)
-    except ValueError as exc:
-        return Verification("damaged", [str(exc)])
+def verify_run(run_dir: Path, meta: dict[str, Any] | None = None) -> Verification:
+    """Check a run folder against its record: the seal, then every output file's digest.
+
+    `meta`: the record, when the caller has read it already (read_record)."""
+    if meta is None:
+        try:
+            meta = read_record(run_dir)
+        except ValueError as exc:
+            return Verification("damaged", [str(exc)])
     if not isinstance(meta.get("seal"), str):
         return Verification("edited", [f"{RECORD_NAME}: no seal (edited, or written by a version "
                                        "that did not seal its records)"], meta)
