@@ -139,14 +139,15 @@ def settle_overwrite(paths: RunPaths | None, complete: bool) -> str | None:
     return f"the earlier run in {rel(paths.run_dir)} was kept; this attempt is in {rel(failed)}"
 
 
-def _os_error(exc: BaseException, paths: RunPaths | None) -> str:
+def _os_error(exc: BaseException, paths: RunPaths | None, root: Path | None = None) -> str:
     """`<path>: <strerror> (<ERRNO>)` for an OSError naming a file, else `<Type>: <message>`."""
     if isinstance(exc, OSError) and exc.filename is not None:
         name = str(exc.filename)
-        if paths is not None:
+        base = paths.root if paths is not None else root
+        if base is not None:
             try:
-                name = paths.rel(Path(name).resolve())
-            except ValueError:
+                name = Path(name).resolve().relative_to(Path(base).resolve()).as_posix()
+            except (ValueError, OSError):
                 pass
         code = errno.errorcode.get(exc.errno or 0, exc.errno)
         return f"{name}: {exc.strerror or exc} ({code})"
@@ -219,7 +220,7 @@ def execute(loaded: LoadedConfig, argv: list[str], purge: dict, t_start: float, 
         return Outcome(EXIT_USAGE, "refused")
     except OSError as exc:  # logs/ read-only, full, or not a folder: an I/O failure, nothing was run
         stop.restore()
-        print(f"error: cannot create the run folder: {_os_error(exc, None)}", file=sys.stderr)
+        print(f"error: cannot create the run folder: {_os_error(exc, None, root)}", file=sys.stderr)
         return Outcome(EXIT_CRASH, "failed")
 
     handler = _RunLogHandler(paths.run_log, encoding="utf-8", delay=True)
