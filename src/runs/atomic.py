@@ -81,9 +81,9 @@ def write_json_atomic(path: Path, obj: Any) -> None:
 class JsonlAppender:
     """Appends one JSON object per line, each line in a single write(2) on an O_APPEND fd.
 
-    A reader (or a crash) sees whole lines only: no buffer splits a line in two, and a
-    write that fails part-way (disk full, file size limit) is cut back to the last whole
-    line before the error is raised.
+    No buffer splits a line in two, and a write that fails part-way (disk full, file size
+    limit) is cut back to the last whole line before the error is raised: after any
+    failure the file holds whole lines only.
     """
 
     def __init__(self, path: Path) -> None:
@@ -98,14 +98,13 @@ class JsonlAppender:
         line = json.dumps(obj, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
         data = line.encode("utf-8")
         try:
-            written = os.write(self._fd, data)
-            if written != len(data):  # a short write on a regular file means a full disk
-                raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} (short write: {written} of "
-                              f"{len(data)} bytes)", str(self.path))
-        except OSError as exc:
+            # one write(2) a line; a short one (full disk, size limit, a signal) is followed by the
+            # rest, which either completes the line or fails with the real reason
+            _write_all(self._fd, data, self.path)
+        except OSError:
             self._cut_back()
-            raise _named(exc, self.path) from None
-        self._size += written
+            raise
+        self._size += len(data)
 
     def _cut_back(self) -> None:
         """Drop a partial last line (truncating frees space, so it works on a full disk)."""
