@@ -301,7 +301,9 @@ def execute(loaded: LoadedConfig, argv: list[str], purge: dict, t_start: float, 
         }
         # Every output is final from here on (files added to the run folder must be written
         # above this line): their digests go into the record, which is written last.
+        t3 = time.perf_counter()
         record_outputs(paths.run_dir, meta)
+        meta["timings"]["outputs_s"] = round(time.perf_counter() - t3, 6)
         write_record(paths.runtime_meta, meta)
         log.info("run_end status=%s round_trips=%d pnl_krw=%s", status, kpis["round_trips"], kpis["total_pnl_krw"])
     except KeyboardInterrupt:
