@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from conftest import load_json, run_cli
-from src.provenance.outputs import sealed
+from src.provenance.record import write_record
 from test_record_integrity import reseal
 
 KEY = "zone_profile.profiles.alt_advisory.zones.0.tp_bps"
@@ -158,7 +158,7 @@ def test_table_of_runs_and_abandoned(repo: Path) -> None:
     meta = load_json(repo / "logs/d92-5/r0/runtime_meta.json")
     meta.update(status="running", pid=2**22 + 12345, ended_at=None)  # no such process
     meta.pop("outputs")  # as a record written at the start of a run: sealed, no output digests yet
-    (ghost / "runtime_meta.json").write_text(json.dumps(sealed(meta)))
+    write_record(ghost / "runtime_meta.json", meta)
     proc = _compare(repo, "--stage", "d92-5", "--last", "3")
     assert proc.returncode == 0, proc.stderr
     assert "3 runs" in proc.stdout

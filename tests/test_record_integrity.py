@@ -17,7 +17,8 @@ from typing import Callable
 import pytest
 
 from conftest import clean_env, load_json, run_cli
-from src.provenance.outputs import output_digests, sealed
+from src.provenance.outputs import output_digests
+from src.provenance.record import write_record
 
 EDITED = 5
 
@@ -42,7 +43,7 @@ def reseal(run_dir: Path) -> None:
     Stands for a nondeterministic engine that recorded honestly what it wrote."""
     meta = load_json(run_dir / "runtime_meta.json")
     meta["outputs"] = {"sha256": output_digests(run_dir)}
-    (run_dir / "runtime_meta.json").write_text(json.dumps(sealed(meta), indent=2, sort_keys=True))
+    write_record(run_dir / "runtime_meta.json", meta)
 
 
 def test_record_holds_the_sha256_of_every_output_file(repo: Path) -> None:
@@ -125,6 +126,11 @@ EDITS: dict[str, tuple[Callable[[Path], None], str]] = {
     "record acceptance": (_set("runtime_meta.json", "acceptance", {"passed": True, "results": []}),
                           "runtime_meta.json"),
     "record unsealed": (_unseal, "runtime_meta.json"),
+    "record status in place": (lambda r: (r / "runtime_meta.json").write_text(
+        (r / "runtime_meta.json").read_text().replace('"status": "completed"', '"status": "failed"')),
+        "runtime_meta.json"),
+    "record re-serialised": (lambda r: (r / "runtime_meta.json").write_text(
+        json.dumps(load_json(r / "runtime_meta.json"))), "runtime_meta.json"),
     "fingerprint in both": (_fingerprint_everywhere, "runtime_meta.json"),
     "same bytes via symlink": (_symlink_copy, "kpi_summary.json"),
 }

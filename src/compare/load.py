@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from src.provenance.outputs import verify_run
+from src.provenance.outputs import read_record, verify_run
 from src.provenance.record import deterministic_provenance
 from src.runs.paths import LOGS_DIRNAME
 
@@ -134,8 +134,14 @@ def read_folder(run_dir: Path, root: Path, label: str | None = None) -> RunRecor
             return RunRecord(label, "folder", "abandoned", None, None)
         raise RunNotFound(f"{run_dir}: no runtime_meta.json or kpi_summary.json: not a run folder")
     meta: dict[str, Any] = {}
+    record = None
     try:
-        meta = _read_json(meta_p) if meta_p.exists() else {}
+        if meta_p.exists():
+            try:
+                record = read_record(run_dir)
+            except ValueError as exc:
+                raise Damaged(str(exc)) from None
+            meta = record[0]
         kpis = _read_json(kpi_p) if kpi_p.exists() else None
         if prov_p.exists():
             prov = _read_json(prov_p)
@@ -148,7 +154,7 @@ def read_folder(run_dir: Path, root: Path, label: str | None = None) -> RunRecor
         return damaged(label, str(exc), meta)
     except (KeyError, TypeError, AttributeError, ValueError) as exc:  # a record too mis-shaped to describe
         return damaged(label, f"runtime_meta.json: malformed ({type(exc).__name__}: {exc})", meta)
-    ver = verify_run(run_dir, meta) if meta else None
+    ver = verify_run(run_dir, record, prov if prov_p.exists() else None) if record else None
     status = _status(meta) if meta else ("completed" if kpis else "unknown")
     try:
         kpi_rel = kpi_p.resolve().relative_to(root).as_posix()

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from src.provenance.fingerprint import VOLATILE_CONFIG_KEYS
-from src.provenance.outputs import output_digests, sealed
-from src.runs.atomic import write_json_atomic
+from src.provenance.outputs import output_digests, sealed_text
+from src.runs.atomic import write_text_atomic
 
 # 2: the record holds `outputs.sha256` (every output file's SHA-256, once final) and a `seal`
 SCHEMA_VERSION = 2
@@ -100,7 +100,7 @@ def deterministic_provenance(meta: dict[str, Any]) -> dict[str, Any]:
 
 def write_record(path: Path, meta: dict[str, Any]) -> None:
     """Write runtime_meta.json atomically, sealed (src/provenance/outputs.py)."""
-    write_json_atomic(path, sealed(meta))
+    write_text_atomic(path, sealed_text(meta))
 
 
 def record_outputs(run_dir: Path, meta: dict[str, Any]) -> None:
