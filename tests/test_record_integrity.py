@@ -126,6 +126,7 @@ EDITS: dict[str, tuple[Callable[[Path], None], str]] = {
     "record acceptance": (_set("runtime_meta.json", "acceptance", {"passed": True, "results": []}),
                           "runtime_meta.json"),
     "record unsealed": (_unseal, "runtime_meta.json"),
+    "record deleted": (lambda r: (r / "runtime_meta.json").unlink(), "runtime_meta.json"),
     "record status in place": (lambda r: (r / "runtime_meta.json").write_text(
         (r / "runtime_meta.json").read_text().replace('"status": "completed"', '"status": "failed"')),
         "runtime_meta.json"),

@@ -59,6 +59,11 @@ def recheck(run_dir: Path) -> dict:
 
 def _check_one(run: Path, as_json: bool) -> tuple[int, dict]:
     """(exit code, JSON result) of one folder: verify it, then re-evaluate its gates."""
+    if run.is_dir() and not (run / "runtime_meta.json").exists() and (run / "kpi_summary.json").exists():
+        if not as_json:  # every run writes its record before any result: this one was deleted
+            print(f"run: {run}  edited: runtime_meta.json: deleted")
+            print(f"not a result: its record is gone (nothing re-checked, exit {EXIT_EDITED})")
+        return EXIT_EDITED, {"state": "edited", "problems": ["runtime_meta.json: deleted"], "passed": False}
     if not run.is_dir() or not (run / "runtime_meta.json").exists():
         raise RunReadError(f"{run / 'runtime_meta.json'}: missing (is this a run folder under "
                            "logs/<stage>/<run_id>?)")

@@ -154,15 +154,15 @@ def read_folder(run_dir: Path, root: Path, label: str | None = None) -> RunRecor
         return damaged(label, str(exc), meta)
     except (KeyError, TypeError, AttributeError, ValueError) as exc:  # a record too mis-shaped to describe
         return damaged(label, f"runtime_meta.json: malformed ({type(exc).__name__}: {exc})", meta)
-    ver = verify_run(run_dir, record, prov if prov_p.exists() else None) if record else None
-    status = _status(meta) if meta else ("completed" if kpis else "unknown")
+    if record is None:  # every run writes its record before any result: this one was deleted
+        return damaged(label, "runtime_meta.json: missing (deleted after the run?)")
+    ver = verify_run(run_dir, record, prov if prov_p.exists() else None)
+    status = _status(meta)
     try:
         kpi_rel = kpi_p.resolve().relative_to(root).as_posix()
     except ValueError:
         kpi_rel = kpi_p.as_posix()
-    return RunRecord(label, "folder", status, kpis, prov, meta, kpi_rel,
-                     state=ver.state if ver else "incomplete",
-                     problems=ver.problems if ver else ["no runtime_meta.json: nothing to verify against"])
+    return RunRecord(label, "folder", status, kpis, prov, meta, kpi_rel, state=ver.state, problems=ver.problems)
 
 
 def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
