@@ -112,7 +112,15 @@ def _fingerprint_everywhere(run: Path) -> None:
         _set(rel, "fingerprint", "0" * 32)(run)
 
 
+def _provenance_then_reseal(run: Path) -> None:
+    """provenance.json names another fingerprint and the record's digests are recomputed:
+    only the cross-check (the record's fingerprint against provenance.json's) can tell."""
+    _set("provenance.json", "fingerprint", "0" * 32)(run)
+    reseal(run)
+
+
 EDITS: dict[str, tuple[Callable[[Path], None], str]] = {
+    "provenance fingerprint, record resealed": (_provenance_then_reseal, "provenance.json"),
     "kpi value": (_set("kpi_summary.json", "total_pnl_krw", 1.0), "kpi_summary.json"),
     "trades truncated": (_truncate_trades, "trades.jsonl"),
     "trades appended": (lambda r: (r / "trades.jsonl").open("a").write('{"qty": 1}\n'), "trades.jsonl"),

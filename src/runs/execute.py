@@ -135,8 +135,10 @@ def settle_overwrite(paths: RunPaths | None, complete: bool) -> str | None:
             os.rename(paths.run_dir, failed)  # kept for its run.log; hidden, so never listed as a run
         os.rename(aside, paths.run_dir)
     except OSError as exc:
-        return f"the earlier run is kept in {rel(aside)} ({_os_error(exc, paths)})"
-    return f"the earlier run in {rel(paths.run_dir)} was kept; this attempt is in {rel(failed)}"
+        return (f"the earlier run is kept in {rel(aside)} ({_os_error(exc, paths)}); "
+                f"traceback in {rel(paths.run_log)}")
+    return (f"the earlier run in {rel(paths.run_dir)} was kept; this attempt is in {rel(failed)}, "
+            f"traceback in {rel(failed / paths.run_log.name)}")
 
 
 def _os_error(exc: BaseException, paths: RunPaths | None, root: Path | None = None) -> str:
@@ -316,9 +318,8 @@ def execute(loaded: LoadedConfig, argv: list[str], purge: dict, t_start: float, 
         log.error("run_failed %s", traceback.format_exc())
         what = _os_error(exc, paths)
         _fail(paths, meta, "failed", what)
-        where = f"traceback in {paths.rel(paths.run_log)}"
         kept = settle_overwrite(paths, complete=False)
-        print(f"error: run failed: {what} ({where}{'; ' + kept if kept else ''})", file=sys.stderr)
+        print(f"error: run failed: {what} ({kept or f'traceback in {paths.rel(paths.run_log)}'})", file=sys.stderr)
         return Outcome(EXIT_CRASH, "failed", paths)
     finally:
         stop.restore()
