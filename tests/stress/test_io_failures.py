@@ -121,22 +121,23 @@ def tmpfs_logs(repo: Path):
 
 @pytest.mark.slow
 def test_full_disk_at_every_point_of_a_run(repo: Path, tmpfs_logs) -> None:
-    """A small disk at ~every 8% of what a run needs: each failure is exit 4 and one line; files stay whole."""
+    """A disk one page larger each time, up to what a run needs: every failure is exit 4 and one
+    line naming the file; files stay whole; the config, record, trades, KPI and plot writes all fail once."""
     tmpfs_logs("size=4m")
     sizes = _file_sizes(repo)
     need_kb = sum(-(-s // 4096) * 4 for s in sizes.values()) + 64  # pages, the record's temp copy, folders
     failed_at = set()
-    for i in range(1, 13):
-        size_kb = max(8, need_kb * i // 13)
+    for size_kb in range(4, need_kb + 4, 4):
         tmpfs_logs(f"size={size_kb}k")
-        proc = _cli(repo, f"run.id=full{i}")
+        proc = _cli(repo, f"run.id=full{size_kb}")
         if proc.returncode == 4:
             err = _io_failure_line(proc, ("No space left on device (ENOSPC)",))
-            failed_at.add(err.split(": ")[2].split("/")[-1])
+            failed_at.add(err.split(": ")[2].split("/", 3)[-1])
         else:
             assert proc.returncode == 0, proc.stderr
-        _whole(repo / f"logs/d92-5/full{i}")
-    assert {"trades.jsonl", "runtime_meta.json"} <= failed_at and len(failed_at) >= 4, failed_at
+        _whole(repo / f"logs/d92-5/full{size_kb}")
+    assert {"config.yaml", "runtime_meta.json", "trades.jsonl", "kpi_summary.json"} <= failed_at, failed_at
+    assert any(p.startswith("plots/") for p in failed_at), failed_at
 
 
 def test_read_only_logs_is_exit_4_one_line(repo: Path, tmpfs_logs) -> None:
