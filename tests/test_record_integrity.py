@@ -52,7 +52,8 @@ def test_record_holds_the_sha256_of_every_output_file(repo: Path) -> None:
     text = plots.read_text()
     anchor = '    return {n: f"plots/{n}.csv"'
     assert anchor in text
-    plots.write_text(text.replace(anchor, '    write_text_atomic(plots_dir / "extra.csv", "a,b\\n1,2\\n")\n' + anchor, 1))
+    extra = '    write_text_atomic(plots_dir / "extra.csv", "a,b\\n1,2\\n")\n'
+    plots.write_text(text.replace(anchor, extra + anchor, 1))
     run_dir = _run(repo, "all")
     recorded = load_json(run_dir / "runtime_meta.json")["outputs"]["sha256"]
     on_disk = {p.relative_to(run_dir).as_posix(): _sha(p) for p in run_dir.rglob("*") if p.is_file()

@@ -145,7 +145,8 @@ def read_folder(run_dir: Path, root: Path, label: str | None = None) -> RunRecor
         kpis = _read_json(kpi_p) if kpi_p.exists() else None
         if prov_p.exists():
             prov = _read_json(prov_p)
-        elif meta.get("fingerprint") and isinstance(meta.get("config"), dict) and meta["config"].get("files") is not None:
+        elif (meta.get("fingerprint") and isinstance(meta.get("config"), dict)
+              and meta["config"].get("files") is not None):
             prov = deterministic_provenance(meta)
         else:
             prov = None

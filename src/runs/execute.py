@@ -1,11 +1,8 @@
 """One run, from a loaded config: guard -> claim the run folder -> engine -> record -> check."""
 from __future__ import annotations
 
-import errno
 import logging
 import os
-import secrets
-import shutil
 import signal
 import sys
 import time
@@ -36,6 +33,7 @@ from src.provenance.gitinfo import git_state
 from src.provenance.record import (SCHEMA_VERSION, deterministic_provenance, environment, record_outputs, redact,
                                    utc_now, write_record)
 from src.runs.atomic import JsonlAppender, write_json_atomic, write_text_atomic
+from src.runs.iofail import RunLogHandler, describe_os_error, move_aside, settle_overwrite
 from src.runs.paths import RunPathError, RunPaths, new_run_id, resolve_run_paths
 from src.runs.plotdata import SpreadTap, write_plot_data
 
@@ -103,73 +101,6 @@ def release_lock(paths: RunPaths | None) -> None:
         os.close(fd)
 
 
-_ASIDE: dict[Path, Path] = {}  # run folder -> the earlier run it replaces, moved aside until this one is complete
-
-
-def _move_aside(paths: RunPaths) -> None:
-    """Rename the earlier run to a hidden sibling (`logs/<stage>/.<run_id>.replaced-<hex>`): one
-    rename, so it stays whole whatever it holds (an undeletable file, a full disk)."""
-    aside = paths.run_dir.parent / f".{paths.run_id}.replaced-{secrets.token_hex(3)}"
-    os.rename(paths.run_dir, aside)
-    _ASIDE[paths.run_dir] = aside
-
-
-def settle_overwrite(paths: RunPaths | None, complete: bool) -> str | None:
-    """After an overwrite: drop the earlier run if this one is complete, else put it back.
-
-    Returns a sentence for the user when something could not be done (never raises).
-    """
-    aside = _ASIDE.pop(paths.run_dir, None) if paths is not None else None
-    if aside is None:
-        return None
-    rel = paths.rel
-    if complete:
-        try:
-            shutil.rmtree(aside)
-        except OSError as exc:
-            return f"the earlier run moved aside to {rel(aside)} could not be deleted ({_os_error(exc, paths)})"
-        return None
-    failed = paths.run_dir.parent / f".{paths.run_id}.failed-{secrets.token_hex(3)}"
-    try:
-        if paths.run_dir.exists():
-            os.rename(paths.run_dir, failed)  # kept for its run.log; hidden, so never listed as a run
-        os.rename(aside, paths.run_dir)
-    except OSError as exc:
-        return (f"the earlier run is kept in {rel(aside)} ({_os_error(exc, paths)}); "
-                f"traceback in {rel(paths.run_log)}")
-    return (f"the earlier run in {rel(paths.run_dir)} was kept; this attempt is in {rel(failed)}, "
-            f"traceback in {rel(failed / paths.run_log.name)}")
-
-
-def _os_error(exc: BaseException, paths: RunPaths | None, root: Path | None = None) -> str:
-    """`<path>: <strerror> (<ERRNO>)` for an OSError naming a file, else `<Type>: <message>`."""
-    if isinstance(exc, OSError) and exc.filename is not None:
-        name = str(exc.filename)
-        base = paths.root if paths is not None else root
-        if base is not None:
-            try:
-                name = Path(name).resolve().relative_to(Path(base).resolve()).as_posix()
-            except (ValueError, OSError):
-                pass
-        code = errno.errorcode.get(exc.errno or 0, exc.errno)
-        return f"{name}: {exc.strerror or exc} ({code})"
-    return f"{type(exc).__name__}: {exc}"
-
-
-class _RunLogHandler(logging.FileHandler):
-    """run.log is best effort: a full disk or a read-only folder never prints a logging traceback
-    (the failure that matters is reported once, by the write that needed to succeed)."""
-
-    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
-        pass
-
-    def close(self) -> None:
-        try:
-            super().close()
-        except OSError:
-            pass
-
-
 def claim_run_dir(root: Path, stage_id: str, run_id: str | None, universe: str, overwrite: bool) -> RunPaths:
     """Create the run folder in its final place; a pinned id replaces its folder only when asked."""
     for _ in range(20):
@@ -187,7 +118,7 @@ def claim_run_dir(root: Path, stage_id: str, run_id: str | None, universe: str, 
                 release_lock(paths)
                 raise RunPathError(f"run folder {paths.rel(paths.run_dir)} exists: pass run.overwrite=true "
                                    "to replace it, or pick another run.id")
-            _move_aside(paths)  # a real folder under logs/ (resolve_run_paths refuses symlinks)
+            move_aside(paths)  # a real folder under logs/ (resolve_run_paths refuses symlinks)
             paths.run_dir.mkdir()
             return paths
     raise RunPathError("could not find a free run id after 20 tries")
@@ -222,10 +153,10 @@ def execute(loaded: LoadedConfig, argv: list[str], purge: dict, t_start: float, 
         return Outcome(EXIT_USAGE, "refused")
     except OSError as exc:  # logs/ read-only, full, or not a folder: an I/O failure, nothing was run
         stop.restore()
-        print(f"error: cannot create the run folder: {_os_error(exc, None, root)}", file=sys.stderr)
+        print(f"error: cannot create the run folder: {describe_os_error(exc, None, root)}", file=sys.stderr)
         return Outcome(EXIT_CRASH, "failed")
 
-    handler = _RunLogHandler(paths.run_log, encoding="utf-8", delay=True)
+    handler = RunLogHandler(paths.run_log, encoding="utf-8", delay=True)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     logging.getLogger().addHandler(handler)
     logging.getLogger().setLevel(logging.INFO)
@@ -316,7 +247,7 @@ def execute(loaded: LoadedConfig, argv: list[str], purge: dict, t_start: float, 
         return Outcome(EXIT_INTERRUPTED, "interrupted", paths)
     except Exception as exc:  # a crash: keep what was recorded, say where the traceback is
         log.error("run_failed %s", traceback.format_exc())
-        what = _os_error(exc, paths)
+        what = describe_os_error(exc, paths)
         _fail(paths, meta, "failed", what)
         kept = settle_overwrite(paths, complete=False)
         print(f"error: run failed: {what} ({kept or f'traceback in {paths.rel(paths.run_log)}'})", file=sys.stderr)
