@@ -144,6 +144,8 @@ def verify_run(run_dir: Path, record: tuple[dict[str, Any], bytes] | None = None
     if not state:
         return Verification("edited", [f"{RECORD_NAME}: its content does not match its seal"], meta)
     recorded = (meta.get("outputs") or {}).get("sha256") if isinstance(meta.get("outputs"), dict) else None
+    if recorded is not None and not (isinstance(recorded, dict) and all(isinstance(v, str) for v in recorded.values())):
+        return Verification("edited", [f"{RECORD_NAME}: outputs.sha256 is not a map of file digests"], meta)
     if recorded is None:
         return Verification("incomplete", [f"{RECORD_NAME}: no output digests (status {meta.get('status')}: "
                                            "the run ended before its outputs were recorded)"], meta)
