@@ -3,9 +3,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
+from typing import Callable
 
 from conftest import load_json, run_cli
+from src.provenance.record import write_record
+from test_record_integrity import reseal
 
 KEY = "zone_profile.profiles.alt_advisory.zones.0.tp_bps"
 
@@ -62,10 +66,88 @@ def test_same_fingerprint_different_kpis_is_nondeterminism(repo: Path) -> None:
     kpi = load_json(y / "kpi_summary.json")
     kpi["round_trips"] += 1
     (y / "kpi_summary.json").write_text(json.dumps(kpi))
+    edited = _compare(repo, "x", "y")  # an edit behind the record's back is not nondeterminism
+    assert edited.returncode == 5 and "NONDETERMINISM" not in edited.stdout and "EDITED" in edited.stdout
+    reseal(y)  # as if the run itself had written these KPIs
     proc = _compare(repo, "x", "y")
     assert proc.returncode == 1 and "NONDETERMINISM" in proc.stdout
     table = _compare(repo, "--stage", "d92-5")
     assert table.returncode == 1 and "NONDETERMINISM" in table.stdout
+
+
+def _non_utf8(p: Path) -> None:
+    p.write_bytes(b"\xff\xfe" + p.read_bytes())
+
+
+def _as_list(p: Path) -> None:
+    p.write_text(json.dumps([load_json(p)]))
+
+
+def _retype(key: str, value: object) -> Callable[[Path], None]:
+    def edit(p: Path) -> None:
+        doc = load_json(p)
+        doc[key] = value
+        p.write_text(json.dumps(doc))
+    return edit
+
+
+def _drop(key: str) -> Callable[[Path], None]:
+    def edit(p: Path) -> None:
+        doc = load_json(p)
+        del doc[key]
+        p.write_text(json.dumps(doc))
+    return edit
+
+
+DAMAGES = {
+    "kpi not utf-8": ("kpi_summary.json", _non_utf8),
+    "record not utf-8": ("runtime_meta.json", _non_utf8),
+    "provenance not utf-8": ("provenance.json", _non_utf8),
+    "record not json": ("runtime_meta.json", lambda p: p.write_text("{not json")),
+    "kpi a list": ("kpi_summary.json", _as_list),
+    "provenance a list": ("provenance.json", _as_list),
+    "record a list": ("runtime_meta.json", _as_list),
+    "record status a number": ("runtime_meta.json", _retype("status", 5)),
+    "record acceptance a list": ("runtime_meta.json", _retype("acceptance", [1, 2])),
+    "record results not gates": ("runtime_meta.json", _retype("acceptance", {"results": [1, "x"]})),
+    "provenance config a list": ("provenance.json", _retype("config", [1])),
+    "provenance code a string": ("provenance.json", _retype("code", "x")),
+    "kpi exit reasons a list": ("kpi_summary.json", _retype("exit_reasons", [1, 2])),
+    "record without config": ("runtime_meta.json", _drop("config")),
+    "provenance without fingerprint": ("provenance.json", _drop("fingerprint")),
+    "kpi without exit reasons": ("kpi_summary.json", _drop("exit_reasons")),
+}
+
+
+def test_damaged_runs_are_listed_and_the_table_stands(repo: Path) -> None:
+    """Each damaged folder is one row `damaged`/`edited` with its reason; the good runs stay as they are."""
+    _run(repo, "good")
+    _run(repo, "good2", "seed=7")
+    for i, (name, (rel, damage)) in enumerate(sorted(DAMAGES.items())):
+        run = repo / f"logs/d92-5/bad{i:02d}"
+        shutil.copytree(repo / "logs/d92-5/good", run)
+        damage(run / rel)
+    (repo / "logs/d92-5/stray").mkdir()
+    (repo / "logs/d92-5/stray/notes.txt").write_text("not a run\n")
+    full = _compare(repo, "--stage", "d92-5", "--json")
+    assert full.returncode == 5 and "Traceback" not in full.stderr, full.stderr
+    rows = {r["run"]: r for r in json.loads(full.stdout)["runs"]}
+    assert len(rows) == len(DAMAGES) + 3
+    assert rows["good"]["status"] == rows["good2"]["status"] == "completed" and rows["good2"]["seed"] == 7
+    assert rows["good"]["gates"] == "PASS" and rows["good"]["round_trips"] == load_json(
+        repo / "logs/d92-5/good/kpi_summary.json")["round_trips"]
+    for i, (name, (rel, _)) in enumerate(sorted(DAMAGES.items())):
+        row = rows[f"bad{i:02d}"]
+        assert row["status"] in ("damaged", "edited") and row["gates"] is None, (name, row)
+        assert any(rel in p for p in row["problems"]), (name, row["problems"])
+    assert rows["stray"]["status"] == "damaged"
+    text = _compare(repo, "--stage", "d92-5")
+    assert text.returncode == 5 and "damaged: bad" in text.stdout and "good2" in text.stdout
+    md = _compare(repo, "--stage", "d92-5", "--markdown")
+    assert md.returncode == 5 and "| good2 | completed |" in md.stdout
+    for i in range(len(DAMAGES)):
+        pair = _compare(repo, "good", f"bad{i:02d}")
+        assert pair.returncode == 5 and "Traceback" not in pair.stderr and "good" in pair.stdout, pair.stderr
 
 
 def test_table_of_runs_and_abandoned(repo: Path) -> None:
@@ -75,7 +157,8 @@ def test_table_of_runs_and_abandoned(repo: Path) -> None:
     ghost.mkdir()
     meta = load_json(repo / "logs/d92-5/r0/runtime_meta.json")
     meta.update(status="running", pid=2**22 + 12345, ended_at=None)  # no such process
-    (ghost / "runtime_meta.json").write_text(json.dumps(meta))
+    meta.pop("outputs")  # as a record written at the start of a run: sealed, no output digests yet
+    write_record(ghost / "runtime_meta.json", meta)
     proc = _compare(repo, "--stage", "d92-5", "--last", "3")
     assert proc.returncode == 0, proc.stderr
     assert "3 runs" in proc.stdout

@@ -135,7 +135,7 @@ def test_recheck_detects_a_tampered_kpi_file(repo: Path) -> None:
     del kpi["fx_rate"]
     (run_dir / "kpi_summary.json").write_text(__import__("json").dumps(kpi))
     check = run_cli(repo, "logs/d92-5/tamper", module="src.acceptance")
-    assert check.returncode == 1 and "AC-4  FAIL" in check.stdout
+    assert check.returncode == 5 and "edited: kpi_summary.json" in check.stdout and "PASS" not in check.stdout
 
 
 def test_bytecode_purge_runs_with_bytecode_writing_on(repo: Path) -> None:

@@ -4,8 +4,17 @@ A run is a run folder, a run id under logs/, or a git revision / DVC experiment 
 (read from the DVC stage's pinned folder as committed there; `--dvc-stage longrun`).
 Two runs: what differs (config values, code and config files by digest, zone profile,
 data, fingerprint, KPI deltas, acceptance). More: one table row per run. Output as a
-terminal table, `--json` or `--markdown`. Exit 0; 1 when runs with the same
-fingerprint have different KPIs (nondeterminism); 2 on bad usage or an unknown run.
+terminal table, `--json` or `--markdown`.
+
+Every run folder is verified against its record (src/provenance/outputs.py): one whose
+files were edited, added or deleted after it ended is shown as `edited`, one that cannot
+be read (not UTF-8, not JSON, mis-shaped) as `damaged`, each with the reason; the rest of
+the table stands. Nondeterminism: completed, intact runs with the same fingerprint whose
+result files (every output but the input descriptions config.yaml, params.yaml and
+provenance.json) differ by SHA-256.
+
+Exit codes: 0 fine; 1 nondeterminism; 2 bad usage or an unknown run; 5 a run is edited
+or damaged (wins over 1).
 """
 from __future__ import annotations
 
@@ -15,8 +24,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from src.compare.diff import compare_two, nondeterministic_groups, summary_row
-from src.compare.load import RunNotFound, read_folder, resolve, list_stage
+from src.compare.diff import UNTRUSTED, compare_two, nondeterministic_groups, summary_row
+from src.compare.load import RunNotFound, damaged, list_stage, read_folder, resolve
+from src.provenance.outputs import EXIT_EDITED
 from src.compare.render import render_pair, render_table
 from src.runs.paths import RepoRootError, find_repo_root
 
@@ -39,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         root = find_repo_root()
         runs = [resolve(root, r, args.dvc_stage) for r in args.runs]
         if args.stage:
-            folder = [read_folder(p, root) for p in list_stage(root, args.stage)]
+            folder = [_read_listed(p, root) for p in list_stage(root, args.stage)]
             folder.sort(key=lambda r: (r.meta.get("started_at") or "", r.label))
             runs += folder[-args.last:] if args.last else folder
     except (RunNotFound, RepoRootError) as exc:
@@ -56,7 +66,17 @@ def main(argv: list[str] | None = None) -> int:
         report = {"runs": rows, "nondeterministic": groups}
         out = json.dumps(report, indent=2, sort_keys=True) if args.json else render_table(rows, groups, args.markdown)
     print(out)
+    if any(r.state in UNTRUSTED for r in runs):
+        return EXIT_EDITED
     return 1 if flagged else 0
+
+
+def _read_listed(path: Path, root: Path) -> Any:
+    """A folder under logs/<stage>/ that is not a run is listed as damaged, not fatal for the table."""
+    try:
+        return read_folder(path, root)
+    except RunNotFound as exc:
+        return damaged(path.name, str(exc).replace(f"{path}: ", "", 1))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from src.provenance.outputs import read_record, verify_run
 from src.provenance.record import deterministic_provenance
 from src.runs.paths import LOGS_DIRNAME
 
@@ -28,20 +29,81 @@ class RunRecord:
     provenance: dict[str, Any] | None
     meta: dict[str, Any] = field(default_factory=dict)  # runtime_meta (folders only)
     kpi_path: str | None = None
+    # folders: intact / edited / incomplete (src/provenance/outputs.py) or damaged (unreadable,
+    # mis-shaped); None for a revision read from git (no record to verify against)
+    state: str | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def outputs(self) -> dict[str, str] | None:
+        """{file: sha256} as recorded, for an intact run only."""
+        return ((self.meta.get("outputs") or {}).get("sha256")) if self.state == "intact" else None
 
     @property
     def fingerprint(self) -> str | None:
         return (self.provenance or {}).get("fingerprint")
 
 
+class Damaged(ValueError):
+    """A run file that cannot be read as what the run wrote: not UTF-8, not JSON, mis-shaped."""
+
+
 def _json(text: str, where: str) -> dict[str, Any]:
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise RunNotFound(f"{where}: not valid JSON ({exc})") from None
+        raise Damaged(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
     if not isinstance(obj, dict):
-        raise RunNotFound(f"{where}: expected a JSON object")
+        raise Damaged(f"{where}: expected a JSON object, found {type(obj).__name__}")
     return obj
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Damaged(f"{path.name}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise Damaged(f"{path.name}: cannot be read ({exc.strerror})") from None
+    return _json(text, path.name)
+
+
+# (file, key path, allowed types): what diff.py and render.py read; a key may be absent or null
+_SHAPES: tuple[tuple[str, tuple[str, ...], tuple[type, ...]], ...] = (
+    ("runtime_meta.json", ("status",), (str,)), ("runtime_meta.json", ("started_at",), (str,)),
+    ("runtime_meta.json", ("environment",), (dict,)), ("runtime_meta.json", ("acceptance",), (dict,)),
+    ("runtime_meta.json", ("acceptance", "results"), (list,)), ("runtime_meta.json", ("config",), (dict,)),
+    ("runtime_meta.json", ("outputs",), (dict,)), ("runtime_meta.json", ("outputs", "sha256"), (dict,)),
+    ("kpi_summary.json", ("exit_reasons",), (dict,)),
+    ("provenance.json", ("fingerprint",), (str,)), ("provenance.json", ("seed",), (int,)),
+    ("provenance.json", ("config",), (dict,)), ("provenance.json", ("config", "choices"), (dict,)),
+    ("provenance.json", ("config", "resolved"), (dict,)), ("provenance.json", ("config", "files"), (dict,)),
+    ("provenance.json", ("code",), (dict,)), ("provenance.json", ("code", "files"), (dict,)),
+    ("provenance.json", ("zone_profile",), (dict,)), ("provenance.json", ("data",), (dict,)),
+    ("provenance.json", ("data", "identity"), (dict,)),
+)
+
+
+def check_shape(meta: dict[str, Any], kpis: dict[str, Any] | None, prov: dict[str, Any] | None) -> None:
+    """Raise Damaged naming the file and key whose value has a type no run writes."""
+    docs = {"runtime_meta.json": meta, "kpi_summary.json": kpis, "provenance.json": prov}
+    for name, keys, types in _SHAPES:
+        cur: Any = docs[name]
+        for k in keys:
+            cur = cur.get(k) if isinstance(cur, dict) else None
+        if cur is not None and not isinstance(cur, types):
+            raise Damaged(f"{name}: {'.'.join(keys)} is {type(cur).__name__}, expected "
+                          f"{' or '.join(t.__name__ for t in types)}")
+    results = (meta.get("acceptance") or {}).get("results") or []
+    if not all(isinstance(r, dict) and isinstance(r.get("id"), str) for r in results):
+        raise Damaged("runtime_meta.json: acceptance.results holds an entry that is not a gate result")
+
+
+def damaged(label: str, reason: str, meta: dict[str, Any] | None = None) -> RunRecord:
+    """A run listed with the reason it cannot be read; nothing of its record is used but its start time."""
+    started = (meta or {}).get("started_at")
+    kept = {"started_at": started} if isinstance(started, str) else {}
+    return RunRecord(label, "folder", "damaged", None, None, kept, state="damaged", problems=[reason])
 
 
 def _status(meta: dict[str, Any]) -> str:
@@ -63,26 +125,45 @@ def _status(meta: dict[str, Any]) -> str:
 
 
 def read_folder(run_dir: Path, root: Path, label: str | None = None) -> RunRecord:
-    """Read a run folder; whatever is missing is None, never a crash."""
+    """Read and verify a run folder; whatever is missing is None, whatever is unreadable makes
+    the run `damaged` (with the reason), never a crash."""
+    label = label or run_dir.name
     meta_p, kpi_p, prov_p = run_dir / "runtime_meta.json", run_dir / "kpi_summary.json", run_dir / "provenance.json"
     if not meta_p.exists() and not kpi_p.exists():
         if (run_dir / "run.log").exists() or not any(run_dir.iterdir()):  # a run killed before its first record
-            return RunRecord(label or run_dir.name, "folder", "abandoned", None, None)
+            return RunRecord(label, "folder", "abandoned", None, None)
         raise RunNotFound(f"{run_dir}: no runtime_meta.json or kpi_summary.json: not a run folder")
-    meta = _json(meta_p.read_text(encoding="utf-8"), str(meta_p)) if meta_p.exists() else {}
-    kpis = _json(kpi_p.read_text(encoding="utf-8"), str(kpi_p)) if kpi_p.exists() else None
-    if prov_p.exists():
-        prov = _json(prov_p.read_text(encoding="utf-8"), str(prov_p))
-    elif meta.get("fingerprint") and meta.get("config", {}).get("files") is not None:
-        prov = deterministic_provenance(meta)
-    else:
-        prov = None
-    status = _status(meta) if meta else ("completed" if kpis else "unknown")
+    meta: dict[str, Any] = {}
+    record = None
+    try:
+        if meta_p.exists():
+            try:
+                record = read_record(run_dir)
+            except ValueError as exc:
+                raise Damaged(str(exc)) from None
+            meta = record[0]
+        kpis = _read_json(kpi_p) if kpi_p.exists() else None
+        if prov_p.exists():
+            prov = _read_json(prov_p)
+        elif (meta.get("fingerprint") and isinstance(meta.get("config"), dict)
+              and meta["config"].get("files") is not None):
+            prov = deterministic_provenance(meta)
+        else:
+            prov = None
+        check_shape(meta, kpis, prov)
+    except Damaged as exc:
+        return damaged(label, str(exc), meta)
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:  # a record too mis-shaped to describe
+        return damaged(label, f"runtime_meta.json: malformed ({type(exc).__name__}: {exc})", meta)
+    if record is None:  # every run writes its record before any result: this one was deleted
+        return damaged(label, "runtime_meta.json: missing (deleted after the run?)")
+    ver = verify_run(run_dir, record, prov if prov_p.exists() else None)
+    status = _status(meta)
     try:
         kpi_rel = kpi_p.resolve().relative_to(root).as_posix()
     except ValueError:
         kpi_rel = kpi_p.as_posix()
-    return RunRecord(label or run_dir.name, "folder", status, kpis, prov, meta, kpi_rel)
+    return RunRecord(label, "folder", status, kpis, prov, meta, kpi_rel, state=ver.state, problems=ver.problems)
 
 
 def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str]:

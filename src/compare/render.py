@@ -36,10 +36,17 @@ def render_pair(r: dict[str, Any], markdown: bool = False) -> str:
     out.append(_section("Runs", head, markdown))
     verdict = "same fingerprint" if r["same_fingerprint"] else "different fingerprints"
     verdict += ", identical KPIs" if r["kpis_equal"] else ", different KPIs"
+    differ = r["result_files_differ"]
+    if differ is not None:
+        verdict += f"; result files that differ: {', '.join(differ)}" if differ else ", identical result files"
+    for e in r["edited"]:
+        verdict += f"\n{e['state'].upper()}: {e['run']}: {'; '.join(e['problems'])}"
     if r["nondeterminism"]:
         verdict += "  ** NONDETERMINISM: same inputs gave different results **"
+    edited = {e["run"] for e in r["edited"]}
     for label in r["not_results"]:
-        verdict += f"\nnote: {label} is not a completed run: its KPIs are not a result"
+        why = "its files do not match its record" if label in edited else "it is not a completed run"
+        verdict += f"\nnote: {label}: {why}: its KPIs are not a result"
     out.append(_section("Verdict", verdict, markdown))
     if r["config_choices"]:
         out.append(_section("Config choices", grid(["group", "A", "B"], [[c["key"], c["a"], c["b"]] for c in r["config_choices"]], markdown), markdown))
@@ -78,6 +85,9 @@ def render_table(rows: list[dict[str, Any]], groups: list[dict[str, Any]], markd
     for g in groups:
         out.append(f"NONDETERMINISM: fingerprint {g['fingerprint']} has {len(g['variants'])} different KPI results: "
                    + "; ".join(", ".join(v) for v in g["variants"]))
+    for r in rows:
+        if r["status"] in ("edited", "damaged"):
+            out.append(f"{r['status']}: {r['run']}: {'; '.join(r['problems'])}")
     abandoned = [r["run"] for r in rows if r["status"] == "abandoned"]
     if abandoned:
         out.append(f"abandoned (recorded as running, process gone; not results): {', '.join(abandoned)}")

@@ -8,11 +8,15 @@ import socket
 import sys
 from datetime import datetime, timezone
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from src.provenance.fingerprint import deterministic_config
+from src.provenance.outputs import output_digests, sealed_text
+from src.runs.atomic import write_text_atomic
 
-SCHEMA_VERSION = 1
+# 2: the record holds `outputs.sha256` (every output file's SHA-256, once final) and a `seal`
+SCHEMA_VERSION = 2
 KEY_PACKAGES = ("numpy", "hydra-core", "omegaconf", "xxhash", "dvc", "PyYAML")
 _SECRET_KEY = re.compile(r"(secret|token|passw|api[_-]?key|access[_-]?key|private[_-]?key|credential|auth)", re.I)
 _SECRET_VALUE = re.compile(r"^(?=.*\d)(?=.*[a-z])(?=.*[A-Z])[A-Za-z0-9+/=_]{32,}$")  # API-key-like
@@ -92,3 +96,13 @@ def deterministic_provenance(meta: dict[str, Any]) -> dict[str, Any]:
         "zone_profile": {k: zp[k] for k in ("path", "name", "sha256", "mode", "profiles_applied")},
         "data": {k: v for k, v in meta["data"].items() if k != "location"},
     }
+
+
+def write_record(path: Path, meta: dict[str, Any]) -> None:
+    """Write runtime_meta.json atomically, sealed (src/provenance/outputs.py)."""
+    write_text_atomic(path, sealed_text(meta))
+
+
+def record_outputs(run_dir: Path, meta: dict[str, Any]) -> None:
+    """Put the SHA-256 of every output file into the record: call once the outputs are final."""
+    meta["outputs"] = {"sha256": output_digests(run_dir)}

@@ -1,11 +1,19 @@
-"""Atomic writes: a reader sees the old file or the new one, never half of either."""
+"""Atomic writes: a reader sees the old file or the new one, never half of either.
+
+Files are created with mode 0o666 and the process umask applies, as for any file the
+user creates (mkstemp's 0o600 would hide outputs from the rest of a team). A failed write
+raises OSError naming the file.
+"""
 from __future__ import annotations
 
+import errno
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any
+
+FILE_MODE = 0o666  # the umask applies
 
 
 def dumps_deterministic(obj: Any) -> str:
@@ -13,22 +21,57 @@ def dumps_deterministic(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
-def write_text_atomic(path: Path, text: str) -> None:
+def _named(exc: OSError, path: Path) -> OSError:
+    """The same error, naming `path` (os.write and friends do not)."""
+    if exc.filename is not None:
+        return exc
+    return type(exc)(exc.errno, exc.strerror or str(exc), str(path))
+
+
+def _open_temp(path: Path) -> tuple[int, Path]:
+    """A new `.<name>.<random>.tmp` beside `path`, created exclusively with the umask's mode."""
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temp file name", str(path))
+
+
+def _write_all(fd: int, data: bytes, path: Path) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            n = os.write(fd, view)
+        except OSError as exc:
+            raise _named(exc, path) from None
+        if n == 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        view = view[n:]
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
     """Write to a temp file in the same folder, fsync, then rename over `path`."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _open_temp(path)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
+        try:
+            _write_all(fd, data, path)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         try:
             os.unlink(tmp)
-        except FileNotFoundError:
+        except OSError:
             pass
         raise
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
@@ -38,18 +81,37 @@ def write_json_atomic(path: Path, obj: Any) -> None:
 class JsonlAppender:
     """Appends one JSON object per line, each line in a single write(2) on an O_APPEND fd.
 
-    A reader (or a crash) sees whole lines only: no buffer splits a line in two.
+    No buffer splits a line in two, and a write that fails part-way (disk full, file size
+    limit) is cut back to the last whole line before the error is raised: after any
+    failure the file holds whole lines only.
     """
 
     def __init__(self, path: Path) -> None:
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self.path = Path(path)
+        try:
+            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
+            self._size = os.fstat(self._fd).st_size
+        except OSError as exc:
+            raise _named(exc, self.path) from None
 
     def append(self, obj: Any) -> None:
         line = json.dumps(obj, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
         data = line.encode("utf-8")
-        written = os.write(self._fd, data)
-        if written != len(data):  # a short write on a regular file means a full disk
-            raise OSError(f"short write to trades file: {written} of {len(data)} bytes")
+        try:
+            # one write(2) a line; a short one (full disk, size limit, a signal) is followed by the
+            # rest, which either completes the line or fails with the real reason
+            _write_all(self._fd, data, self.path)
+        except OSError:
+            self._cut_back()
+            raise
+        self._size += len(data)
+
+    def _cut_back(self) -> None:
+        """Drop a partial last line (truncating frees space, so it works on a full disk)."""
+        try:
+            os.ftruncate(self._fd, self._size)
+        except OSError:  # pragma: no cover - nothing better to do; the error raised next says why
+            pass
 
     def close(self) -> None:
         if self._fd >= 0:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import signal
 import sys
 import time
@@ -31,9 +30,11 @@ from src.provenance import guard, inventory
 from src.provenance.digests import digest_obj, sha256_file
 from src.provenance.fingerprint import config_digest, fingerprint
 from src.provenance.gitinfo import git_state
-from src.provenance.record import SCHEMA_VERSION, deterministic_provenance, environment, redact, utc_now
+from src.provenance.record import (SCHEMA_VERSION, deterministic_provenance, environment, record_outputs, redact,
+                                   utc_now, write_record)
 from src.runs.atomic import JsonlAppender, write_json_atomic, write_text_atomic
 from src.runs.dvcview import headline_metrics, params_values
+from src.runs.iofail import RunLogHandler, describe_os_error, move_aside, settle_overwrite
 from src.runs.paths import RunPathError, RunPaths, new_run_id, resolve_run_paths
 from src.runs.plotdata import SpreadTap, write_plot_data
 
@@ -118,7 +119,7 @@ def claim_run_dir(root: Path, stage_id: str, run_id: str | None, universe: str, 
                 release_lock(paths)
                 raise RunPathError(f"run folder {paths.rel(paths.run_dir)} exists: pass run.overwrite=true "
                                    "to replace it, or pick another run.id")
-            shutil.rmtree(paths.run_dir)  # a real folder under logs/ (resolve_run_paths refuses symlinks)
+            move_aside(paths)  # a real folder under logs/ (resolve_run_paths refuses symlinks)
             paths.run_dir.mkdir()
             return paths
     raise RunPathError("could not find a free run id after 20 tries")
@@ -151,8 +152,12 @@ def execute(loaded: LoadedConfig, argv: list[str], purge: dict, t_start: float, 
         stop.restore()
         print(f"error: {exc}", file=sys.stderr)
         return Outcome(EXIT_USAGE, "refused")
+    except OSError as exc:  # logs/ read-only, full, or not a folder: an I/O failure, nothing was run
+        stop.restore()
+        print(f"error: cannot create the run folder: {describe_os_error(exc, None, root)}", file=sys.stderr)
+        return Outcome(EXIT_CRASH, "failed")
 
-    handler = logging.FileHandler(paths.run_log, encoding="utf-8")
+    handler = RunLogHandler(paths.run_log, encoding="utf-8", delay=True)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     logging.getLogger().addHandler(handler)
     logging.getLogger().setLevel(logging.INFO)
@@ -194,7 +199,7 @@ def execute(loaded: LoadedConfig, argv: list[str], purge: dict, t_start: float, 
         }
         write_text_atomic(paths.resolved_config, yaml.safe_dump(redact(resolved), sort_keys=False))
         write_text_atomic(paths.params, yaml.safe_dump(params_values(redact(resolved)), sort_keys=False))
-        write_json_atomic(paths.runtime_meta, meta)
+        write_record(paths.runtime_meta, meta)
         write_json_atomic(paths.provenance, deterministic_provenance(meta))
         t_record = time.perf_counter() - t1
         log.info("run_start run_id=%s stage=%s fingerprint=%s", paths.run_id, paths.stage_id, fp)
@@ -231,22 +236,33 @@ def execute(loaded: LoadedConfig, argv: list[str], purge: dict, t_start: float, 
             "engine_s": round(t_engine, 6), "total_s": round(time.perf_counter() - t_start, 6),
             "simulated_s_per_wall_s": round(res.ticks * cfg.stage.tick_s / t_engine, 1) if t_engine > 0 else None,
         }
-        write_json_atomic(paths.runtime_meta, meta)
+        # Every output is final from here on (files added to the run folder must be written
+        # above this line): their digests go into the record, which is written last.
+        t3 = time.perf_counter()
+        record_outputs(paths.run_dir, meta)
+        meta["timings"]["outputs_s"] = round(time.perf_counter() - t3, 6)
+        write_record(paths.runtime_meta, meta)
         log.info("run_end status=%s round_trips=%d pnl_krw=%s", status, kpis["round_trips"], kpis["total_pnl_krw"])
     except KeyboardInterrupt:
         _fail(paths, meta, "interrupted", "interrupted by a second signal before the record was complete")
-        print(f"interrupted: {paths.rel(paths.run_dir)} (status interrupted)", file=sys.stderr)
+        kept = settle_overwrite(paths, complete=False)
+        print(f"interrupted: {paths.rel(paths.run_dir)} (status interrupted)" + (f"; {kept}" if kept else ""),
+              file=sys.stderr)
         return Outcome(EXIT_INTERRUPTED, "interrupted", paths)
     except Exception as exc:  # a crash: keep what was recorded, say where the traceback is
         log.error("run_failed %s", traceback.format_exc())
-        _fail(paths, meta, "failed", f"{type(exc).__name__}: {exc}")
-        print(f"error: run failed: {type(exc).__name__}: {exc} (traceback in {paths.rel(paths.run_log)})",
-              file=sys.stderr)
+        what = describe_os_error(exc, paths)
+        _fail(paths, meta, "failed", what)
+        kept = settle_overwrite(paths, complete=False)
+        print(f"error: run failed: {what} ({kept or f'traceback in {paths.rel(paths.run_log)}'})", file=sys.stderr)
         return Outcome(EXIT_CRASH, "failed", paths)
     finally:
         stop.restore()
         logging.getLogger().removeHandler(handler)
         handler.close()
+        note = settle_overwrite(paths, complete=True)  # a no-op when a failure above put the earlier run back
+        if note:
+            print(f"warning: {note}", file=sys.stderr)
         release_lock(paths)
 
     out(f"run: {paths.rel(paths.run_dir)}")
@@ -263,6 +279,7 @@ def _fail(paths: RunPaths, meta: dict[str, Any], status: str, error: str) -> Non
     try:
         meta = dict(meta or {"schema_version": SCHEMA_VERSION, "run_id": paths.run_id, "stage_id": paths.stage_id})
         meta.update(status=status, ended_at=utc_now(), error=error)
-        write_json_atomic(paths.runtime_meta, meta)
-    except Exception:  # pragma: no cover - disk full or similar; the original error matters more
+        record_outputs(paths.run_dir, meta)  # what exists now, so an edit to it is detected too
+        write_record(paths.runtime_meta, meta)
+    except Exception:  # disk full or similar; the original error matters more
         log.exception("could not record status=%s", status)

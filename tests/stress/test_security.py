@@ -37,6 +37,7 @@ from conftest import GIT, REPO, clean_env, copy_repo, load_json, run_cli
 from src.acceptance import gates
 from src.config.loader import ConfigError, load_config
 from src.provenance.purge import purge_bytecode
+from src.provenance.record import write_record
 from src.runs.paths import RunPathError, resolve_run_paths
 from stress.helpers import assert_clean_user_error, run_folders, snapshot
 
@@ -277,11 +278,14 @@ def test_hostile_rules_are_data(tmp_path: Path, figures) -> None:
     meta = load_json(meta_p)
     meta["config"]["resolved"]["stage"]["acceptance"] += hostile
     meta_p.write_text(json.dumps(meta))
+    edited = run_cli(repo, "logs/d92-5/r", module="src.acceptance")  # the hand edit breaks the seal
+    assert edited.returncode == 5 and "edited: runtime_meta.json" in edited.stdout and not marker.exists()
+    write_record(meta_p, meta)  # resealed, as if a run had recorded these rules: still only data
     proc = run_cli(repo, "logs/d92-5/r", module="src.acceptance")
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert all(f"{r['id']}" in proc.stdout for r in hostile) and not marker.exists()
     meta["config"]["resolved"]["stage"]["acceptance"] = "not a list of rules"
-    meta_p.write_text(json.dumps(meta))
+    write_record(meta_p, meta)
     assert_clean_user_error(run_cli(repo, "logs/d92-5/r", module="src.acceptance"), 2, "malformed acceptance rules")
     figures.add("security: rules", "evaluated as code", 0)
 
