@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-KERNEL_SOURCES = (Path(__file__).resolve().with_name("kernel.py"),)  # everything the njit code compiles from
+# every file the njit code compiles from
+KERNEL_SOURCES = tuple(Path(__file__).resolve().with_name(f) for f in ("kernel.py", "kernel_json.py"))
 CACHE_ROOT = ROOT / ".cache" / "numba"
 
 _state: dict[str, Any] = {}

@@ -22,6 +22,8 @@ from src.engine.fills import Legs
 from src.engine.loop import CHUNK_TICKS, REJECTION_REASONS, EngineParams, Position, SessionResult
 from src.market.tape import Market
 
+_DIRECTIONS = {1: "sell_krw_buy_usdt", -1: "buy_krw_sell_usdt"}
+_KINDS = (None, "soft", "hard")
 # trades.jsonl keys in json.dumps(sort_keys=True) order, and how each is printed
 _KEYS = ("direction", "entry_krw_px", "entry_spread_bps", "entry_t_s", "entry_usdt_px", "exit_krw_px",
          "exit_reason", "exit_spread_bps", "exit_t_s", "exit_usdt_px", "fees_krw", "fill_ratio", "fx_entry",
@@ -30,9 +32,12 @@ _KEYS = ("direction", "entry_krw_px", "entry_spread_bps", "entry_t_s", "entry_us
 _FLOATS = ("entry_t_s", "exit_t_s", "hold_s", "entry_spread_bps", "exit_spread_bps", "qty", "fill_ratio",
            "notional_usd", "entry_usdt_px", "entry_krw_px", "exit_usdt_px", "exit_krw_px", "fx_entry", "fx_exit",
            "fees_krw", "slippage_krw", "pnl_krw", "pnl_usd")
-_LINE = "{" + ", ".join(f'"{k}": %{"r" if k in _FLOATS else "s"}' for k in _KEYS) + "}\n"
-_DIRECTIONS = {1: "sell_krw_buy_usdt", -1: "buy_krw_sell_usdt"}
-_KINDS = (None, "soft", "hard")
+_HINTS = np.array([0, 0, 0, 4, 4, 10, 6, 6, 10, 6, 10, 6, 6, 6, 2, 2, 2, 6], dtype=np.int64)  # round() places
+_STRINGS = {"direction": 0, "exit_reason": 1, "time_limit_kind": 2, "profile": 3, "symbol": 4, "zone": 5}
+_KINDS_ARR = np.array([_FLOATS.index(k) if k in _FLOATS else -_STRINGS[k] - 1 for k in _KEYS], dtype=np.int64)
+_PIECES = [("{" if j == 0 else ", ") + f'"{k}": ' for j, k in enumerate(_KEYS)] + ["}\n"]
+_KEY_BYTES = np.frombuffer("".join(_PIECES).encode(), dtype=np.uint8)
+_KEY_OFF = np.cumsum([0] + [len(p) for p in _PIECES], dtype=np.int64)
 
 
 def _k() -> Any:
@@ -84,18 +89,40 @@ class KernelTrades:
         return self._dicts
 
     def jsonl(self) -> bytes:
-        """trades.jsonl lines, byte-identical to JsonlAppender.append of each dict."""
-        if not len(self):
+        """trades.jsonl lines, byte-identical to JsonlAppender.append of each dict (kernel_json.py)."""
+        n = len(self)
+        if not n:
             return b""
-        cols = {k: self.column(k) for k in _KEYS}
+        from src.engine import kernel_json
+
+        rec, n_sym = self.rec, len(self.symbols)
         enc = json.JSONEncoder(ensure_ascii=False).encode
-        for k in ("direction", "profile", "symbol", "zone", "exit_reason"):
-            cols[k] = [enc(v) for v in cols[k]]
-        cols["time_limit_kind"] = ["null" if v is None else enc(v) for v in cols["time_limit_kind"]]
-        if not all(np.isfinite(self.rec[k]).all() for k in _FLOATS):  # let json refuse it as the reference does
-            return "".join(json.dumps(d, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
-                           for d in self.dicts()).encode("utf-8")
-        return "".join(map(_LINE.__mod__, zip(*(cols[k] for k in _KEYS)))).encode("utf-8")
+        texts = [*map(enc, _DIRECTIONS.values()), *map(enc, EXIT_REASONS), "null", *map(enc, _KINDS[1:]),
+                 *map(enc, self.profiles), *map(enc, self.symbols)]
+        zone_base, width = len(texts), max(map(len, self.zones), default=1)
+        for zs in self.zones:
+            texts += [enc(z) for z in zs] + ["null"] * (width - len(zs))
+        raw = [t.encode("utf-8") for t in texts]
+        tab = np.frombuffer(b"".join(raw), dtype=np.uint8)
+        tab_off = np.cumsum([0] + [len(b) for b in raw], dtype=np.int64)
+        sym = rec["symbol"].astype(np.int64)
+        sidx = np.stack([np.where(rec["direction"] > 0, 0, 1), 2 + rec["exit_reason"].astype(np.int64),
+                         6 + rec["time_limit_kind"].astype(np.int64), 9 + sym, 9 + n_sym + sym,
+                         zone_base + sym * width + rec["zone"]], axis=1).astype(np.int64)
+        vals = np.stack([rec[k] for k in _FLOATS], axis=1)
+        out = np.empty(n * 1024, dtype=np.uint8)
+        ends = np.empty(n, dtype=np.int64)
+        size = kernel_json.format_lines(vals, _HINTS, _KINDS_ARR, sidx, tab, tab_off, _KEY_BYTES, _KEY_OFF, out, ends)
+        if (ends >= 0).all():
+            return out[:size].tobytes()
+        parts, a = [], 0
+        for i, (end, d) in enumerate(zip(ends.tolist(), self.dicts())):
+            if end < 0:
+                parts.append(json.dumps(d, sort_keys=True, ensure_ascii=False, allow_nan=False).encode("utf-8") + b"\n")
+            else:
+                parts.append(out[a:end].tobytes())
+                a = end
+        return b"".join(parts)
 
     def __iter__(self) -> Iterator[dict]:
         return iter(self.dicts())
