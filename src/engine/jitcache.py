@@ -41,14 +41,18 @@ def _cpu() -> tuple[str, str]:
 
 
 def cache_key() -> dict[str, Any]:
-    """The cache key and what it is made of (recorded in runtime_meta.json)."""
-    if "key" in _state:
-        return _state["key"]
+    """The cache key and what it is made of (recorded in runtime_meta.json), once per process."""
+    if "key" not in _state:
+        _state["key"] = compute_key(KERNEL_SOURCES, ROOT)
+    return _state["key"]
+
+
+def compute_key(paths: tuple[Path, ...], root: Path) -> dict[str, Any]:
+    """SHA-256 of the sources' bytes (never their mtime or size), versions, CPU -> a 32-hex key."""
     h = hashlib.sha256()
     sources = {}
-    for p in KERNEL_SOURCES:
-        data = p.read_bytes()
-        sources[p.relative_to(ROOT).as_posix()] = hashlib.sha256(data).hexdigest()
+    for p in paths:
+        sources[p.relative_to(root).as_posix()] = hashlib.sha256(p.read_bytes()).hexdigest()
     cpu_name, cpu_features = _cpu()
     parts = {"sources": sources, "numba": metadata.version("numba"), "llvmlite": metadata.version("llvmlite"),
              "python": platform.python_version(), "cpu_name": cpu_name,
@@ -56,8 +60,7 @@ def cache_key() -> dict[str, Any]:
     for k in sorted(parts):
         h.update(f"{k}={parts[k]!r}\n".encode())
     key = h.hexdigest()[:32]
-    _state["key"] = {"key": key, "dir": (CACHE_ROOT / key).relative_to(ROOT).as_posix(), **parts}
-    return _state["key"]
+    return {"key": key, "dir": f".cache/numba/{key}", **parts}
 
 
 def prepare() -> Path:

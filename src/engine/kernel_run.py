@@ -137,6 +137,21 @@ class KernelTrades:
         return repr(self.dicts())
 
 
+def compile_record() -> dict[str, Any]:
+    """The kernel's cache key (jitcache.py) and how many of its functions this process compiled
+    (cache misses) rather than loaded from `.cache/numba/<key>/` (cache hits)."""
+    from src.engine import jitcache, kernel, kernel_json
+
+    hits = misses = 0
+    for mod in (kernel, kernel_json):
+        for obj in vars(mod).values():
+            stats = getattr(obj, "stats", None)
+            if stats is not None and hasattr(stats, "cache_hits"):
+                hits += sum(stats.cache_hits.values())
+                misses += sum(stats.cache_misses.values())
+    return {"cache": jitcache.cache_key(), "cache_hits": hits, "cache_misses": misses}
+
+
 def run_session_kernel(market: Market, params: EngineParams, on_trade: Callable[[dict], None] | None,
                        should_stop: Callable[[], bool] = lambda: False,
                        write: Callable[[bytes], None] | None = None) -> SessionResult:

@@ -23,7 +23,6 @@ from src.acceptance import gates
 from src.config.loader import LoadedConfig
 from src.config.schema import Engine
 from src.engine import kpi as kpi_mod
-from src.engine.fast import run_session_fast
 from src.engine.loop import EngineParams, run_session
 from src.market.registry import build_market
 from src.market.session import MarketSession
@@ -202,8 +201,14 @@ def execute(loaded: LoadedConfig, argv: list[str], purge: dict, t_start: float, 
         res = None
         try:
             tap = SpreadTap(session.market, plot_symbol)
-            engine = run_session_fast if cfg.engine is Engine.fast else run_session
-            res = engine(tap, params, session.on_trade(trades.append), should_stop=stop)
+            if cfg.engine is Engine.reference:
+                res = run_session(tap, params, session.on_trade(trades.append), should_stop=stop)
+            else:  # the kernel: each chunk's trades.jsonl lines in one write; dicts only for a progress bar
+                from src.engine.kernel_run import run_session_kernel
+
+                observer = session.on_trade(_ignore)
+                res = run_session_kernel(tap, params, None if observer is _ignore else observer, stop,
+                                         write=trades.write_lines)
         finally:
             trades.close()
             session.close(res)
@@ -220,6 +225,11 @@ def execute(loaded: LoadedConfig, argv: list[str], purge: dict, t_start: float, 
         meta.update(status=status, ended_at=utc_now(), kpis=kpis, acceptance=acceptance,
                     interrupted_by=stop.signal)
         meta["guard"]["hardlock_final"] = final_lock
+        meta["engine"] = {"name": cfg.engine.value}
+        if cfg.engine is not Engine.reference:  # which compiled code ran, and whether this run compiled it
+            from src.engine.kernel_run import compile_record
+
+            meta["engine"]["kernel"] = compile_record()
         if session.recorded is not None:
             meta["data"]["recorded"] = session.recorded
         meta["timings"] = {
@@ -252,6 +262,10 @@ def execute(loaded: LoadedConfig, argv: list[str], purge: dict, t_start: float, 
     out(gates.table(acceptance))
     code_ = EXIT_INTERRUPTED if status == "interrupted" else (EXIT_OK if acceptance["passed"] else EXIT_GATE)
     return Outcome(code_, status, paths, fp, kpis, acceptance)
+
+
+def _ignore(_trade: dict) -> None:
+    pass
 
 
 def _fail(paths: RunPaths, meta: dict[str, Any], status: str, error: str) -> None:
