@@ -133,9 +133,24 @@ from src.engine.kernel_run import run_session_kernel
 from src.engine.kpi import summarize
 from src.engine.loop import EngineParams
 from src.market.synthetic import SyntheticMarket
+import numpy as np
+from src.market.tape import MarketChunk
 cfg = load_config(sys.argv[1:], Path(".")).cfg
 params = EngineParams.from_config(cfg)
-market = SyntheticMarket(cfg.market, cfg.universe_specs, cfg.seed, cfg.stage.n_ticks, cfg.stage.tick_s)
+synthetic = SyntheticMarket(cfg.market, cfg.universe_specs, cfg.seed, cfg.stage.n_ticks, cfg.stage.tick_s)
+saved = np.load("market.npz")  # the parent's ticks: numpy's exp/log may differ under other SIMD settings
+
+
+class Saved:
+    symbols, book, n_ticks = synthetic.symbols, synthetic.book, synthetic.n_ticks
+
+    def chunks(self, n):
+        f = ("t_s", "fx", "usdt_bid", "usdt_ask", "krw_bid", "krw_ask", "usdt_size", "krw_size")
+        for a in range(0, self.n_ticks, 1000):
+            yield MarketChunk(a, *(saved[k][a:a + 1000] for k in f))
+
+
+market = Saved()
 out = []
 res = run_session_kernel(market, params, None, write=out.append)
 kpis = summarize(res, params.applied, {"sha256": "-"}, cfg.stage.duration_s, cfg.stage.tick_s)
@@ -156,10 +171,18 @@ print(json.dumps({"control": len(FMA.findall(control.inspect_asm(control.signatu
 def test_kernel_is_bit_identical_across_cpus_and_has_no_fma(tmp_path: Path) -> None:
     """Fresh compiles for this CPU and for a generic x86-64 one, under numpy's SIMD dispatch
     as on AVX2 and on baseline machines: the same trades.jsonl and KPIs, no fused multiply-add."""
+    from src.config.loader import load_config
+    from src.market.synthetic import SyntheticMarket
+
     repo = copy_repo(tmp_path / "repo")
     (repo / "probe.py").write_text(_PROBE)
     args = ["stage=d92-5", "universe=top20", "stage.duration_s=7200", "market.fx_kind=walk",
             "market.fx_vol_bps_per_sqrt_s=0.5", "risk.daily_loss_limit_usd=1e9"]
+    cfg = load_config(args, REPO).cfg
+    whole = next(iter(SyntheticMarket(cfg.market, cfg.universe_specs, cfg.seed, cfg.stage.n_ticks,
+                                      cfg.stage.tick_s).chunks(cfg.stage.n_ticks)))
+    np.savez(repo / "market.npz", **{k: getattr(whole, k) for k in ("t_s", "fx", "usdt_bid", "usdt_ask", "krw_bid",
+                                                                   "krw_ask", "usdt_size", "krw_size")})
     figures = []
     for extra in ({}, {"NUMBA_CPU_NAME": "generic", "NPY_DISABLE_CPU_FEATURES": "X86_V3 X86_V4 AVX512_ICL"},
                   {"NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL"}):

@@ -21,7 +21,6 @@ jitcache.prepare()  # before numba is imported: the cache folder and key (see ji
 import numpy as np  # noqa: E402
 from numba import njit  # noqa: E402
 
-SECONDS_PER_DAY = 86400.0
 # exit reasons (index into exits.EXIT_REASONS) and time-limit kinds
 TAKE_PROFIT, STOP_LOSS, TIME_LIMIT, SPREAD_REVERSAL = 0, 1, 2, 3
 NO_KIND, SOFT, HARD = 0, 1, 2
@@ -63,6 +62,13 @@ def _two_prod(a: float, b: float) -> tuple[float, float]:
 
 
 @njit(cache=True)
+def _even(n: float) -> bool:
+    """n (a whole float below 2**53) is even; exact, and with no float remainder (LLVM expands
+    `frem` with a fused multiply-add on FMA CPUs: exact, but it would blur the no-FMA check)."""
+    return np.floor(n * 0.5) * 2.0 == n
+
+
+@njit(cache=True)
 def py_round(x: float, p: float) -> float:
     """Python's round(x, nd) with p = 10.0**nd (0 <= nd <= 15): the correctly rounded decimal
     (half to even), converted back to the nearest float; the sign survives (-0.0)."""
@@ -79,10 +85,10 @@ def py_round(x: float, p: float) -> float:
     f = hi - n  # exact
     if hi >= 4503599627370496.0:  # 2**52: hi is an integer, only lo = +-0.5 is a tie
         if lo == 0.5:
-            n = n if n % 2.0 == 0.0 else n + 1.0
+            n = n if _even(n) else n + 1.0
         elif lo == -0.5:
-            n = n if n % 2.0 == 0.0 else n - 1.0
-    elif f > 0.5 or (f == 0.5 and (lo > 0.0 or (lo == 0.0 and n % 2.0 != 0.0))):
+            n = n if _even(n) else n - 1.0
+    elif f > 0.5 or (f == 0.5 and (lo > 0.0 or (lo == 0.0 and not _even(n)))):
         n += 1.0
     if n >= _TWO53:
         return x
@@ -144,8 +150,8 @@ def _day_slot(day: int, keys: np.ndarray, st: np.ndarray) -> int:
 
 
 @njit(cache=True)
-def run_ticks(i0: int, i1: int, t_s: np.ndarray, fx_a: np.ndarray, ub_a: np.ndarray, ua_a: np.ndarray,
-              kb_a: np.ndarray, ka_a: np.ndarray, us_a: np.ndarray, ks_a: np.ndarray, prm: np.ndarray,
+def run_ticks(i0: int, i1: int, t_s: np.ndarray, day_a: np.ndarray, fx_a: np.ndarray, ub_a: np.ndarray,
+              ua_a: np.ndarray, kb_a: np.ndarray, ka_a: np.ndarray, us_a: np.ndarray, ks_a: np.ndarray, prm: np.ndarray,
               zones: np.ndarray, n_zones: np.ndarray, limits: np.ndarray, st: np.ndarray, rej: np.ndarray,
               last_fx: np.ndarray, pos_i: np.ndarray, pos_f: np.ndarray, last_q: np.ndarray,
               day_keys: np.ndarray, day_pnl: np.ndarray, trades: np.ndarray, one_trade_tick: bool) -> int:
@@ -153,6 +159,7 @@ def run_ticks(i0: int, i1: int, t_s: np.ndarray, fx_a: np.ndarray, ub_a: np.ndar
     (i1; earlier when `trades` has no room left for a full tick of exits, or, with
     `one_trade_tick`, right after the first tick that closed a trade).
 
+    day_a[i] = int(t_s[i] // 86400.0), worked out by numpy (floor_divide is Python's //);
     zones[s, z] = (lo, hi, tp, sl, size_frac); limits[s] = (soft_s, hard_s, min_loss_bps);
     pos_i[s] = (open, direction, zone); pos_f[s] = P_*; last_q[s]: the last valid quote of
     an open position's symbol (ub, ua, kb, ka, us, ks, fx), for the closing mark to market.
@@ -167,7 +174,7 @@ def run_ticks(i0: int, i1: int, t_s: np.ndarray, fx_a: np.ndarray, ub_a: np.ndar
             return i
         t = t_s[i]
         fx = fx_a[i]
-        day = int(t // SECONDS_PER_DAY)
+        day = day_a[i]
         if day != cur_day:
             cur_day, cur_slot = day, _day_slot(day, day_keys, st)
         fx_ok = fx == fx

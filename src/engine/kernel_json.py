@@ -19,7 +19,7 @@ import math  # noqa: E402
 import numpy as np  # noqa: E402
 from numba import njit  # noqa: E402
 
-from src.engine.kernel import _two_prod, py_round  # noqa: E402
+from src.engine.kernel import _even, _two_prod, py_round  # noqa: E402
 
 _POW10 = np.array([10.0**k for k in range(23)])  # exact floats up to 1e22
 
@@ -91,7 +91,7 @@ def _shortest(a: float, pow10: np.ndarray, hint: int) -> tuple[int, int]:
                 return 0, -1
             if m == 0.5 and delta > 0.0:
                 half *= 0.5  # below a power of two the spacing halves
-            if abs(delta) < half or (abs(delta) == half and math.ldexp(m, 53) % 2.0 == 0.0):
+            if abs(delta) < half or (abs(delta) == half and _even(math.ldexp(m, 53))):
                 return int(hi) + int(rl), k
         else:
             return 0, -1

@@ -19,7 +19,7 @@ import numpy as np
 
 from src.engine.exits import EXIT_REASONS
 from src.engine.fills import Legs
-from src.engine.loop import CHUNK_TICKS, REJECTION_REASONS, EngineParams, Position, SessionResult
+from src.engine.loop import CHUNK_TICKS, REJECTION_REASONS, SECONDS_PER_DAY, EngineParams, Position, SessionResult
 from src.market.tape import Market
 
 _DIRECTIONS = {1: "sell_krw_buy_usdt", -1: "buy_krw_sell_usdt"}
@@ -182,6 +182,7 @@ def run_session_kernel(market: Market, params: EngineParams, on_trade: Callable[
                    chunk.usdt_size, chunk.krw_size)]
         if arrays[2].ndim != 2 or arrays[2].shape[1] != n_sym:
             arrays[2:] = [a.reshape(n, n_sym) for a in arrays[2:]]
+        arrays.insert(1, _days(arrays[0]))
         if day_keys.shape[0] < st[kn.N_DAYS] + n + 1:
             day_keys = np.resize(day_keys, int(st[kn.N_DAYS]) + n + 16)
             day_pnl = np.resize(day_pnl, day_keys.shape[0])
@@ -216,6 +217,18 @@ def run_session_kernel(market: Market, params: EngineParams, on_trade: Callable[
             break
     return _result(kn, trades[:int(st[kn.N_TRADES])].copy(), st, rej, last_fx, pos_i, pos_f, last_q, prm, symbols,
                    params, interrupted)
+
+
+def _days(t: np.ndarray) -> np.ndarray:
+    """int(t // SECONDS_PER_DAY) per tick, as the reference computes it (numpy's floor_divide of
+    floats is Python's //, fmod-based and exact)."""
+    days = np.floor_divide(t, SECONDS_PER_DAY)
+    if not np.isfinite(days).all():
+        for x in t.tolist():
+            int(x // SECONDS_PER_DAY)  # raises as the reference does (a NaN or infinite time)
+    if (np.abs(days) >= 2.0**62).any():  # ~4e17 years: beyond int64 (the reference's ints are unbounded)
+        raise ValueError(f"tick time {float(np.abs(t).max())!r} s is too large for the kernel engine")
+    return days.astype(np.int64)
 
 
 def _params(params: EngineParams, market: Market, n_sym: int) -> tuple[np.ndarray, ...]:
