@@ -6,6 +6,7 @@ import os
 import shutil
 import signal
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass
@@ -131,6 +132,7 @@ def execute(loaded: LoadedConfig, argv: list[str], purge: dict, t_start: float, 
         print(f"error: {'; '.join(hardlock['violations'])}", file=sys.stderr)
         return Outcome(EXIT_PROVENANCE, "refused")
     t_hardlock = time.perf_counter() - t0
+    warm = _warm_kernel() if cfg.engine is not Engine.reference else None
 
     universe = cfg.universe_specs
     symbols = tuple(s.symbol for s in universe)
@@ -206,6 +208,9 @@ def execute(loaded: LoadedConfig, argv: list[str], purge: dict, t_start: float, 
             else:  # the kernel: each chunk's trades.jsonl lines in one write; dicts only for a progress bar
                 from src.engine.kernel_run import run_session_kernel
 
+                if warm is not None:
+                    warm.join()
+
                 observer = session.on_trade(_ignore)
                 res = run_session_kernel(tap, params, None if observer is _ignore else observer, stop,
                                          write=trades.write_lines)
@@ -262,6 +267,21 @@ def execute(loaded: LoadedConfig, argv: list[str], purge: dict, t_start: float, 
     out(gates.table(acceptance))
     code_ = EXIT_INTERRUPTED if status == "interrupted" else (EXIT_OK if acceptance["passed"] else EXIT_GATE)
     return Outcome(code_, status, paths, fp, kpis, acceptance)
+
+
+def _warm_kernel() -> threading.Thread:
+    """Load the compiled kernel (numba, LLVM, the cached code) while this thread records provenance
+    and builds the market; a failure there surfaces again, normally, when the engine starts."""
+    def run() -> None:
+        try:
+            from src.engine.kernel_run import warm_up
+
+            warm_up()
+        except Exception:  # noqa: BLE001 - re-raised by the engine's own import/call
+            log.debug("kernel warm-up failed", exc_info=True)
+    thread = threading.Thread(target=run, name="kernel-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 def _ignore(_trade: dict) -> None:
