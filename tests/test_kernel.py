@@ -3,6 +3,7 @@ trades.jsonl fallback, cross-CPU bit-identity and no fused multiply-add, and a r
 after an edit that keeps the source's size and mtime."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -202,7 +203,7 @@ def test_kernel_is_bit_identical_across_cpus_and_has_no_fma(tmp_path: Path) -> N
 @pytest.mark.slow
 def test_an_edit_keeping_size_and_mtime_recompiles_and_results_follow(repo: Path) -> None:
     """Numba's own cache would serve the old code here (it checks mtime and size only)."""
-    first = run_cli(repo, "stage=d92-5", "run.id=a")
+    first = run_cli(repo, "stage=d92-5", "engine=kernel", "run.id=a")
     assert first.returncode == 0, first.stderr
     src = repo / "src/engine/kernel.py"
     text, st_ = src.read_text(), src.stat()
@@ -211,7 +212,7 @@ def test_an_edit_keeping_size_and_mtime_recompiles_and_results_follow(repo: Path
     src.write_text(text.replace(old, old.replace("1e4", "1e1")))  # entry spread to 1 place, same size
     os.utime(src, ns=(st_.st_atime_ns, st_.st_mtime_ns))
     assert src.stat().st_size == st_.st_size and src.stat().st_mtime_ns == st_.st_mtime_ns
-    second = run_cli(repo, "stage=d92-5", "run.id=b")
+    second = run_cli(repo, "stage=d92-5", "engine=kernel", "run.id=b")
     assert second.returncode in (0, 1), second.stderr
     k1 = load_json(run_dir_of(first, repo) / "runtime_meta.json")["engine"]["kernel"]
     k2 = load_json(run_dir_of(second, repo) / "runtime_meta.json")["engine"]["kernel"]
@@ -221,6 +222,29 @@ def test_an_edit_keeping_size_and_mtime_recompiles_and_results_follow(repo: Path
     assert spreads and all(round(x, 1) == x for x in spreads)
     assert any(round(json.loads(line)["entry_spread_bps"], 1) != json.loads(line)["entry_spread_bps"]
                for line in (run_dir_of(first, repo) / "trades.jsonl").read_text().splitlines())
-    third = run_cli(repo, "stage=d92-5", "run.id=c")  # and the edited kernel is cached from now on
+    third = run_cli(repo, "stage=d92-5", "engine=kernel", "run.id=c")  # and the edited kernel is cached from now on
     k3 = load_json(run_dir_of(third, repo) / "runtime_meta.json")["engine"]["kernel"]
     assert k3["cache"]["key"] == k2["cache"]["key"] and k3["cache_misses"] == 0 and k3["cache_hits"] > 0
+
+
+def test_kernel_writes_the_golden_smoke(repo: Path) -> None:
+    """engine=kernel on the default smoke: the golden KPIs and trades.jsonl, byte for byte."""
+    golden = REPO / "tests/golden"
+    proc = run_cli(repo, "stage=d92-5", "engine=kernel", "run.id=k")
+    assert proc.returncode == 0, proc.stderr
+    run_dir = run_dir_of(proc, repo)
+    assert (run_dir / "kpi_summary.json").read_text() == (golden / "d92-5_kpi_summary.json").read_text()
+    assert hashlib.sha256((run_dir / "trades.jsonl").read_bytes()).hexdigest() == \
+        (golden / "d92-5_trades.sha256").read_text().strip()
+    meta = load_json(run_dir / "runtime_meta.json")
+    assert meta["engine"]["name"] == "kernel" and meta["engine"]["kernel"]["cache"]["key"]
+
+
+@pytest.mark.parametrize("duration_s, engine", [(1999.0, "reference"), (2000.0, "kernel")])
+def test_auto_engine_runs_the_kernel_from_200k_symbol_ticks(repo: Path, duration_s: float, engine: str) -> None:
+    """top-100 x 2000 ticks = 200 000 symbol-ticks: the kernel; one tick less: the reference."""
+    proc = run_cli(repo, "stage=d92-5", "universe=top100", f"stage.duration_s={duration_s}", "run.id=auto")
+    assert proc.returncode in (0, 1), proc.stderr
+    meta = load_json(run_dir_of(proc, repo) / "runtime_meta.json")
+    assert (meta["engine"]["configured"], meta["engine"]["name"]) == ("auto", engine)
+    assert ("kernel" in meta["engine"]) == (engine == "kernel")

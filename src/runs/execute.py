@@ -37,6 +37,9 @@ from src.runs.paths import RunPathError, RunPaths, new_run_id, resolve_run_paths
 from src.runs.plotdata import SpreadTap, write_plot_data
 
 log = logging.getLogger(__name__)
+# engine=auto runs the kernel from this many symbol-ticks up: below it the reference finishes
+# before numba and the cached kernel would have loaded (~0.3 s, +~100 MB RSS).
+AUTO_KERNEL_MIN_SYMBOL_TICKS = 200_000
 EXIT_OK, EXIT_GATE, EXIT_USAGE, EXIT_PROVENANCE, EXIT_CRASH, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
 
@@ -132,7 +135,11 @@ def execute(loaded: LoadedConfig, argv: list[str], purge: dict, t_start: float, 
         print(f"error: {'; '.join(hardlock['violations'])}", file=sys.stderr)
         return Outcome(EXIT_PROVENANCE, "refused")
     t_hardlock = time.perf_counter() - t0
-    warm = _warm_kernel() if cfg.engine is not Engine.reference else None
+    engine = cfg.engine
+    if engine is Engine.auto:
+        big = cfg.stage.n_ticks * len(cfg.universe_specs) >= AUTO_KERNEL_MIN_SYMBOL_TICKS
+        engine = Engine.kernel if big else Engine.reference
+    warm = _warm_kernel() if engine is not Engine.reference else None
 
     universe = cfg.universe_specs
     symbols = tuple(s.symbol for s in universe)
@@ -203,7 +210,7 @@ def execute(loaded: LoadedConfig, argv: list[str], purge: dict, t_start: float, 
         res = None
         try:
             tap = SpreadTap(session.market, plot_symbol)
-            if cfg.engine is Engine.reference:
+            if engine is Engine.reference:
                 res = run_session(tap, params, session.on_trade(trades.append), should_stop=stop)
             else:  # the kernel: each chunk's trades.jsonl lines in one write; dicts only for a progress bar
                 from src.engine.kernel_run import run_session_kernel
@@ -230,8 +237,8 @@ def execute(loaded: LoadedConfig, argv: list[str], purge: dict, t_start: float, 
         meta.update(status=status, ended_at=utc_now(), kpis=kpis, acceptance=acceptance,
                     interrupted_by=stop.signal)
         meta["guard"]["hardlock_final"] = final_lock
-        meta["engine"] = {"name": cfg.engine.value}
-        if cfg.engine is not Engine.reference:  # which compiled code ran, and whether this run compiled it
+        meta["engine"] = {"name": engine.value, "configured": cfg.engine.value}
+        if engine is not Engine.reference:  # which compiled code ran, and whether this run compiled it
             from src.engine.kernel_run import compile_record
 
             meta["engine"]["kernel"] = compile_record()
