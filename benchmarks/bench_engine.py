@@ -9,8 +9,8 @@ engine on it, writing trades.jsonl as a run does (the kernel: one write per chun
 compiled lines; the others: JsonlAppender per trade). The market is generated lazily,
 chunk by chunk; its time is clocked separately ("market s") and taken out, so "engine
 Mst/s" is million symbol-ticks per second of engine work *including* writing
-trades.jsonl. The kernel's compiled code is loaded from its cache by a one-tick warm-up
-first ("load s", paid once per process); "compile s" is a first-ever run's cost, measured
+trades.jsonl. The kernel's compiled code is loaded from its cache by `warm_up()` first
+("load s": numba's import and the load, paid once per process); "compile s" is a first-ever run's cost, measured
 in a child with an empty cache. The retired fast engine (numpy + event loop) is run
 from the last commit that had it, restored into a temporary copy of `src/`. The
 reference runs a slice of the long sessions (the table says so); every engine must give
@@ -104,9 +104,9 @@ def child(engine: str, root: Path, overrides: list[str]) -> dict[str, Any]:
     load_s = 0.0
     if engine == "kernel":
         t0 = time.perf_counter()
-        from src.engine.kernel_run import run_session_kernel
-        tiny = build_market(cfg.market, cfg.universe_specs, cfg.seed, 1, cfg.stage.tick_s, root)
-        run_session_kernel(tiny, params, None, write=lambda b: None)  # load the compiled code
+        from src.engine.kernel_run import run_session_kernel, warm_up
+
+        warm_up()  # import numba, load (or compile) every compiled function, as a run does in a thread
         load_s = time.perf_counter() - t0
 
         def run() -> Any:
