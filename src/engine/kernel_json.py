@@ -24,7 +24,7 @@ from src.engine.kernel import _even, _two_prod, py_round  # noqa: E402
 _POW10 = np.array([10.0**k for k in range(23)])  # exact floats up to 1e22
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _put(out: np.ndarray, pos: int, src: np.ndarray, a: int, b: int) -> int:
     for j in range(a, b):
         out[pos] = src[j]
@@ -32,22 +32,55 @@ def _put(out: np.ndarray, pos: int, src: np.ndarray, a: int, b: int) -> int:
     return pos
 
 
-@njit(cache=True)
-def _digits(out: np.ndarray, pos: int, n: int, width: int) -> int:
-    """n in decimal, zero-padded to at least `width` digits."""
-    k, m = 1, n
-    while m >= 10:
-        m //= 10
+_U10 = np.uint64(10)
+_U0 = np.uint64(0)
+
+
+@njit(cache=True, inline="always")
+def _n_digits(n: np.uint64) -> int:
+    k = 1
+    while n >= _U10:
+        n //= _U10
         k += 1
-    if k < width:
-        k = width
+    return k
+
+
+@njit(cache=True, inline="always")
+def _digits(out: np.ndarray, pos: int, n: int, width: int) -> int:
+    """n (>= 0) in decimal, zero-padded to at least `width` digits."""
+    u = np.uint64(n)  # unsigned: division by 10 without Python's floor-division fix-ups
+    k = max(_n_digits(u), width)
     for j in range(pos + k - 1, pos - 1, -1):
-        out[j] = 48 + n % 10
-        n //= 10
+        out[j] = np.uint8(48 + (u % _U10))
+        u //= _U10
     return pos + k
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
+def _fixed(out: np.ndarray, pos: int, n: int, k: int) -> int:
+    """n * 10**-k positionally, as repr: at least one digit each side of the point, no trailing zeros."""
+    u = np.uint64(n)
+    digits = max(_n_digits(u), k + 1)
+    w = digits - k  # digits before the point
+    z, m = 0, u
+    while z < k and m % _U10 == _U0:
+        m //= _U10
+        z += 1
+    f = 1 if z == k else k - z  # digits after the point
+    for j in range(digits - 1, -1, -1):
+        d = np.uint8(48 + (u % _U10))
+        u //= _U10
+        if j < w:
+            out[pos + j] = d
+        elif j - w < f:
+            out[pos + j + 1] = d
+    out[pos + w] = 46  # '.'
+    if z == k:
+        out[pos + w + 1] = 48
+    return pos + w + 1 + f
+
+
+@njit(cache=True, inline="always")
 def _shortest(a: float, pow10: np.ndarray, hint: int) -> tuple[int, int]:
     """(n, k): the decimal n * 10**-k that repr(a) prints (a > 0 finite); k = -1 if unsure.
 
@@ -98,35 +131,7 @@ def _shortest(a: float, pow10: np.ndarray, hint: int) -> tuple[int, int]:
     return 0, -1
 
 
-@njit(cache=True)
-def _fixed(out: np.ndarray, pos: int, n: int, k: int) -> int:
-    """n * 10**-k positionally, as repr: at least one digit each side of the point, no trailing zeros."""
-    digits, m = 1, n
-    while m >= 10:
-        m //= 10
-        digits += 1
-    if digits < k + 1:
-        digits = k + 1
-    w = digits - k  # digits before the point
-    z, m = 0, n
-    while z < k and m % 10 == 0:
-        m //= 10
-        z += 1
-    f = 1 if z == k else k - z  # digits after the point
-    for j in range(digits - 1, -1, -1):
-        d = 48 + n % 10
-        n //= 10
-        if j < w:
-            out[pos + j] = d
-        elif j - w < f:
-            out[pos + j + 1] = d
-    out[pos + w] = 46  # '.'
-    if z == k:
-        out[pos + w + 1] = 48
-    return pos + w + 1 + f
-
-
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def put_float(out: np.ndarray, pos: int, v: float, pow10: np.ndarray, hint: int) -> int:
     """Write repr(v) at pos; returns the new position, or -1 when only Python can say."""
     if not np.isfinite(v):

@@ -89,7 +89,7 @@ class KernelTrades:
             self._dicts = [dict(zip(names, row)) for row in zip(*cols)]
         return self._dicts
 
-    def jsonl(self) -> bytes:
+    def jsonl(self) -> bytes | memoryview:
         """trades.jsonl lines, byte-identical to JsonlAppender.append of each dict (kernel_json.py)."""
         n = len(self)
         if not n:
@@ -111,11 +111,13 @@ class KernelTrades:
                          6 + rec["time_limit_kind"].astype(np.int64), 9 + sym, 9 + n_sym + sym,
                          zone_base + sym * width + rec["zone"]], axis=1).astype(np.int64)
         vals = np.stack([rec[k] for k in _FLOATS], axis=1)
-        out = np.empty(n * 1024, dtype=np.uint8)
+        kinds = (raw[:2], raw[2:6], raw[6:9], raw[9:9 + n_sym], raw[9 + n_sym:zone_base], raw[zone_base:])
+        longest = _KEY_BYTES.size + sum(max(map(len, k), default=4) for k in kinds) + 26 * len(_FLOATS)
+        out = np.empty(n * longest, dtype=np.uint8)
         ends = np.empty(n, dtype=np.int64)
         size = kernel_json.format_lines(vals, _HINTS, _KINDS_ARR, sidx, tab, tab_off, _KEY_BYTES, _KEY_OFF, out, ends)
         if (ends >= 0).all():
-            return out[:size].tobytes()
+            return memoryview(out[:size])  # written as is: no copy of what may be megabytes
         parts, a = [], 0
         for i, (end, d) in enumerate(zip(ends.tolist(), self.dicts())):
             if end < 0:
