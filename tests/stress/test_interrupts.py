@@ -390,16 +390,20 @@ def test_ctrl_c_while_composing_never_exits_as_bad_config(tmp_path: Path, figure
 # -- injected crashes -----------------------------------------------------------------------
 
 CRASHES = {
-    "engine": ("src/engine/kernel_run.py", '''
+    "engine": ("src/engine/loop.py", '''
 
-_run_session_kernel = run_session_kernel
+_run_session = run_session
 
 
-def run_session_kernel(market, params, on_trade, should_stop=lambda: False, write=None):  # injected by the stress test
-    def chunk(lines):
-        write(b"".join(lines.splitlines(keepends=True)[:5]))
-        raise RuntimeError("injected engine crash after 5 trades")
-    return _run_session_kernel(market, params, on_trade, should_stop, chunk)
+def run_session(market, params, on_trade, should_stop=lambda: False):  # injected by the stress test
+    n = [0]
+
+    def trade(t):
+        n[0] += 1
+        if n[0] > 5:
+            raise RuntimeError("injected engine crash after 5 trades")
+        on_trade(t)
+    return _run_session(market, params, trade, should_stop)
 '''),
     "kpi": ("src/engine/kpi.py", '''
 
