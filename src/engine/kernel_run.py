@@ -150,14 +150,14 @@ def warm_up() -> None:
     kn = _k()
     from src.engine import kernel_json
 
-    f1, i1, z = np.zeros(1), np.zeros(1, dtype=np.int64), np.full((1, 1), np.nan)  # no valid quote
+    f1, i1, z = np.zeros(1), np.zeros(1, dtype=np.int64), _ro(np.full((1, 1), np.nan))  # no valid quote
     trades = np.zeros(4, dtype=kn.TRADE_DT)
-    kn.run_ticks(0, 1, f1, i1, f1, z, z, z, z, z, z, np.zeros(13), np.zeros((1, 1, 5)), i1, np.zeros((1, 3)),
+    kn.run_ticks(0, 1, _ro(f1), i1, _ro(f1), z, z, z, z, z, z, np.zeros(13), np.zeros((1, 1, 5)), i1, np.zeros((1, 3)),
                  np.zeros(6, dtype=np.int64), np.zeros(5, dtype=np.int64), np.full(1, np.nan),
                  np.zeros((1, 3), dtype=np.int64), np.zeros((1, 9)), np.zeros((1, 7)), i1, f1, trades, False)
     kn.mark_to_market(np.ones(9), 1, np.ones(7), np.ones(13))
     kernel_json.format_lines(np.zeros((1, len(_FLOATS))), _HINTS, _KINDS_ARR, np.zeros((1, 6), dtype=np.int64),
-                             np.zeros(1, dtype=np.uint8), np.zeros(2, dtype=np.int64), _KEY_BYTES, _KEY_OFF,
+                             np.frombuffer(b"x", dtype=np.uint8), np.zeros(2, dtype=np.int64), _KEY_BYTES, _KEY_OFF,
                              np.zeros(1024, dtype=np.uint8), np.zeros(1, dtype=np.int64))
     _WARM.setdefault("warm_up_s", time.perf_counter() - t0)
 
@@ -203,11 +203,11 @@ def run_session_kernel(market: Market, params: EngineParams, on_trade: Callable[
     interrupted = False
     for chunk in market.chunks(CHUNK_TICKS):
         n = chunk.n
-        arrays = [np.ascontiguousarray(a, dtype=np.float64) for a in
+        arrays = [_ro(a) for a in
                   (chunk.t_s, chunk.fx, chunk.usdt_bid, chunk.usdt_ask, chunk.krw_bid, chunk.krw_ask,
                    chunk.usdt_size, chunk.krw_size)]
         if arrays[2].ndim != 2 or arrays[2].shape[1] != n_sym:
-            arrays[2:] = [a.reshape(n, n_sym) for a in arrays[2:]]
+            arrays[2:] = [_ro(a.reshape(n, n_sym)) for a in arrays[2:]]
         arrays.insert(1, _days(arrays[0]))
         if day_keys.shape[0] < st[kn.N_DAYS] + n + 1:
             day_keys = np.resize(day_keys, int(st[kn.N_DAYS]) + n + 16)
@@ -243,6 +243,14 @@ def run_session_kernel(market: Market, params: EngineParams, on_trade: Callable[
             break
     return _result(kn, trades[:int(st[kn.N_TRADES])].copy(), st, rej, last_fx, pos_i, pos_f, last_q, prm, symbols,
                    params, interrupted)
+
+
+def _ro(a: Any) -> np.ndarray:
+    """A C-contiguous float64 read-only view: every market gives the kernel the same array types,
+    so one compiled (and cached) signature serves them all."""
+    v = np.ascontiguousarray(a, dtype=np.float64).view()
+    v.flags.writeable = False
+    return v
 
 
 def _days(t: np.ndarray) -> np.ndarray:
