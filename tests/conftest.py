@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-COPY_ITEMS = ("src", "conf", "pyproject.toml", "params.yaml", "dvc.yaml", "README.md", "benchmarks",
+COPY_ITEMS = ("src", "conf", "pyproject.toml", "params.yaml", "dvc.yaml", "README.md", "benchmarks", ".cache",
               ".dvc/config", ".dvc/plots", ".dvcignore", ".gitignore")
 
 

@@ -1,4 +1,4 @@
-"""Differential tests: the fast engine equals the reference engine, byte for byte.
+"""Differential tests: the compiled kernel equals the reference engine, byte for byte.
 
 Hypothesis draws whole sessions -- universe size, duration, tick, mode, zone bands and
 exits, fees, floor multiplier, risk limits (tight max_open_positions, small daily loss
@@ -6,8 +6,12 @@ limits so the kill switch fires, shallow books so fills are partial or refused),
 walk, odd chunkings and clock offsets across midnight, missing quotes (NaN),
 interruptions -- and runs both
 engines on the same market. Equal means: the same trades.jsonl lines in the same order
-of on_trade calls, the same repr() of the SessionResult (repr shows every float exactly
-and would show a numpy scalar leaking in) and the same KPI summary.
+of on_trade calls, the same trades.jsonl bytes from the kernel's compiled writer as
+JsonlAppender writes for the reference's dicts, the same repr() of the SessionResult
+(repr shows every float exactly and would show a numpy scalar leaking in) and the same
+KPI summary. The kernel runs twice per case: with on_trade (it then stops after every
+tick that closed a trade) and, when the stop rule does not watch trades, without (one
+kernel call per chunk, rolled back when should_stop cuts it).
 
 The default suite is derandomised so CI always runs the same few hundred cases; set
 HYPOTHESIS_RANDOM=1 to explore new ones. Larger cases are marked slow.
@@ -31,14 +35,11 @@ from conftest import REPO, load_json, run_cli, run_dir_of
 from src.config.loader import load_config
 from src.config.schema import (FxKind, Mode, Profile, RiskConfig, RootConfig, SymbolMapping, Zone,
                                ZoneProfileConfig)
-from src.engine import fast, vectors
 from src.engine.exits import EXIT_REASONS
-from src.engine.fast import run_session_fast
-from src.engine.fills import Quote, fill_legs
+from src.engine.kernel_run import run_session_kernel
 from src.engine.kpi import summarize
 from src.engine.loop import REJECTION_REASONS, EngineParams, SessionResult, run_session
 from src.engine.zones import apply_profiles
-from src.market.book import walk
 from src.market.synthetic import SyntheticMarket
 from src.market.tape import BookShape, Market, MarketChunk
 
@@ -61,8 +62,6 @@ class Case:
     params: EngineParams
     duration_s: float
     tick_s: float
-    block_slots: int = fast._BLOCK_SLOTS  # the fast engine's tuning knobs: small values make small
-    first_scan: int = fast._FIRST_SCAN  # cases cross its lazy blocks and exit-scan windows
 
 
 def _f(lo: float, hi: float) -> st.SearchStrategy[float]:
@@ -119,8 +118,7 @@ def cases(draw: st.DrawFn, max_slots: int = 1500) -> Case:
                       min_fill_usd=draw(st.sampled_from([0.0, 10.0, 50.0, 500.0])))
     params = EngineParams(applied, draw(_f(0.0, 25.0)), draw(_f(0.0, 25.0)), draw(_f(0.0, 3.0)), risk)
     market = SyntheticMarket(market_cfg, ranked, draw(st.integers(0, 2**32)), n_ticks, tick_s)
-    return Case(market, params, duration_s, tick_s, draw(st.sampled_from([1, 3, 40, 500, fast._BLOCK_SLOTS])),
-                draw(st.sampled_from([1, 5, fast._FIRST_SCAN])))
+    return Case(market, params, duration_s, tick_s)
 
 
 class Rechunked:
@@ -154,31 +152,44 @@ class Rechunked:
             a, j = b, j + 1
 
 
-def run_both(case: Case, make_stop: Callable[[list[dict]], Callable[[], bool]] | None = None) -> None:
-    """Run both engines; assert identical trade lines, on_trade order, result and KPIs."""
+def jsonl(trades: list[dict]) -> bytes:
+    """What JsonlAppender writes for these dicts (the reference's trades.jsonl)."""
+    return b"".join(json.dumps(t, sort_keys=True, ensure_ascii=False, allow_nan=False).encode() + b"\n"
+                    for t in trades)
+
+
+def run_both(case: Case, make_stop: Callable[[list[dict]], Callable[[], bool]] | None = None,
+             stop_watches_trades: bool = False) -> None:
+    """Run both engines; assert identical trade lines and bytes, on_trade order, result and KPIs."""
     outs = []
-    knobs = fast._BLOCK_SLOTS, fast._FIRST_SCAN
-    for engine in (run_session, run_session_fast):
+    runs = [("reference", True), ("kernel", True)] + ([] if stop_watches_trades else [("kernel", False)])
+    for engine, dicts in runs:
         seen: list[dict] = []
+        written: list[bytes] = []
         stop = make_stop(seen) if make_stop else (lambda: False)
-        fast._BLOCK_SLOTS, fast._FIRST_SCAN = case.block_slots, case.first_scan
-        try:
-            res = engine(case.market, case.params, seen.append, stop)
-        finally:
-            fast._BLOCK_SLOTS, fast._FIRST_SCAN = knobs
-        lines = [json.dumps(t, sort_keys=True, allow_nan=False) for t in seen]
+        if engine == "reference":
+            res = run_session(case.market, case.params, seen.append, stop)
+            data = jsonl(seen)
+        else:
+            res = run_session_kernel(case.market, case.params, seen.append if dicts else None, stop, written.append)
+            data = b"".join(written)
+            assert data == jsonl(list(res.trades))
+        lines = [json.dumps(t, sort_keys=True, allow_nan=False) for t in (seen if dicts else res.trades)]
         kpis = summarize(res, case.params.applied, {"sha256": "-"}, case.duration_s, case.tick_s)
-        outs.append((lines, repr(res), json.dumps(kpis, sort_keys=True), seen == res.trades))
-    (ref_lines, ref_res, ref_kpi, ref_ok), (fast_lines, fast_res, fast_kpi, fast_ok) = outs
-    assert ref_ok and fast_ok, "on_trade calls differ from SessionResult.trades"
-    assert fast_lines == ref_lines
-    assert fast_res == ref_res
-    assert fast_kpi == ref_kpi
-    kpis = json.loads(ref_kpi)
+        outs.append((lines, repr(res), json.dumps(kpis, sort_keys=True), data, not dicts or seen == res.trades))
+    ref = outs[0]
+    for out in outs[1:]:
+        assert out[4], "on_trade calls differ from SessionResult.trades"
+        assert out[0] == ref[0]
+        assert out[3] == ref[3], "trades.jsonl bytes differ"
+        assert out[1] == ref[1]
+        assert out[2] == ref[2]
+    kpis = json.loads(ref[2])
     for group, prefix in (("exit_reasons", "exit"), ("time_limit_kinds", "time_limit"), ("rejections", "rejection")):
         for reason, n in kpis[group].items():
             SEEN[f"{prefix}:{reason}"] += n
     SEEN["cases"] += 1
+    SEEN["interrupted"] += "interrupted=True" in ref[1]
 
 
 @CASES
@@ -211,30 +222,7 @@ def test_engines_equal_when_interrupted(case: Case, after_calls: int, on_first_t
             calls[0] += 1
             return bool(seen) if on_first_trade else calls[0] > after_calls
         return stop
-    run_both(case, make_stop)
-
-
-@SMALL
-@given(st.integers(1, 6), _f(0.0, 3.0), st.sampled_from([1.0, 0.5, 1.5, 2.0]), _f(0.0, 30.0),
-       st.lists(st.tuples(_f(1e-3, 1e5), _f(1e-6, 10.0), _f(0.0, 1.0), st.sampled_from([1, -1])),
-                min_size=1, max_size=50))
-def test_vectorised_book_walk_matches_scalar(levels: int, qty_scale: float, growth: float, step: float,
-                                             rows: list[tuple[float, float, float, int]]) -> None:
-    book = BookShape(levels, step, growth)
-    top, size, frac, sides = (np.array(c) for c in zip(*rows))
-    qty = size * frac * qty_scale * levels + 1e-9  # inside the top, across levels and past the last one
-    for d in (1, -1):
-        m = sides == d
-        q = Quote(top[m], top[m] * 1.001, top[m] * 1300.0, top[m] * 1301.0, size[m], size[m] * 0.7, 1300.0)
-        legs = vectors.open_legs(q, qty[m], d, book)
-        for j in range(int(m.sum())):
-            qj = Quote(*(float(getattr(q, f)[j]) for f in ("usdt_bid", "usdt_ask", "krw_bid", "krw_ask",
-                                                          "usdt_size", "krw_size")), 1300.0)
-            ref = fill_legs(qj, float(qty[m][j]), d, True, book)
-            got = (legs.usdt_px[j], legs.krw_px[j], legs.slippage_usdt[j], legs.slippage_krw[j])
-            assert got == (ref.usdt_px, ref.krw_px, ref.slippage_usdt, ref.slippage_krw)
-        assert walk(float(top[0]), float(size[0]), float(qty[0]), 1, book) == \
-            vectors.walk(top[:1], size[:1], qty[:1], 1, book)[0]
+    run_both(case, make_stop, stop_watches_trades=on_first_trade)
 
 
 def test_generated_cases_cover_every_exit_and_rejection_reason() -> None:
@@ -273,15 +261,15 @@ def test_engines_equal_on_large_sessions(overrides: list[str]) -> None:
 @pytest.mark.slow
 def test_cli_runs_with_either_engine_are_byte_identical(repo: Path) -> None:
     dirs = {}
-    for engine, run_id in (("reference", "x"), ("fast", "y")):
+    for engine, run_id in (("reference", "x"), ("kernel", "y")):
         proc = run_cli(repo, "stage=d92-5", f"engine={engine}", f"run.id={run_id}")
         assert proc.returncode == 0, proc.stderr
         dirs[engine] = run_dir_of(proc, repo)
-    ref, fst = dirs["reference"], dirs["fast"]
+    ref, fst = dirs["reference"], dirs["kernel"]
     for name in ("kpi_summary.json", "trades.jsonl"):
         assert (fst / name).read_bytes() == (ref / name).read_bytes(), name
     assert (ref / "trades.jsonl").read_bytes()  # the smoke trades: not vacuously equal
     meta_ref, meta_fast = load_json(ref / "runtime_meta.json"), load_json(fst / "runtime_meta.json")
     assert meta_fast["fingerprint"] == meta_ref["fingerprint"]
     assert (meta_ref["config"]["resolved"]["engine"], meta_fast["config"]["resolved"]["engine"]) == \
-        ("reference", "fast")
+        ("reference", "kernel")

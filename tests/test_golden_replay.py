@@ -31,7 +31,7 @@ DATA = HERE / "data" / "oracle_replay.parquet"
 ARGS = ("stage=d92-5", "market=replay", "market.path=tests/data/oracle_replay.parquet", "universe.top_n=3",
         "stage.tick_s=60", "stage.duration_s=3600", "risk.max_open_positions=2", "risk.daily_loss_limit_usd=30")
 # Every engine a user can choose must give the golden bytes (add new `engine=` choices here).
-CLI_ENGINES = ("fast", "reference")
+CLI_ENGINES = ("kernel", "reference")
 
 
 def test_committed_replay_file_is_what_the_script_writes() -> None:

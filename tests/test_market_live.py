@@ -25,7 +25,7 @@ import pytest
 from conftest import REPO, clean_env, load_json, run_cli
 from src.config.loader import load_config
 from src.config.schema import LiveMarketConfig, ReplayMarketConfig
-from src.engine.fast import run_session_fast
+from src.engine.kernel_run import run_session_kernel
 from src.engine.loop import EngineParams, run_session
 from src.engine.zones import apply_profiles
 from src.market.live import LiveMarket
@@ -298,7 +298,7 @@ def test_recorded_session_replays_identically(server: VenueServer, tmp_path: Pat
             yield from _drive(rec, 0.1)
 
     trades: list[dict] = []
-    res = run_session_fast(Paced(), _params(), trades.append)
+    res = run_session_kernel(Paced(), _params(), trades.append)
     live.close()
     info = rec.close(res.ticks, {"market_faults": live.faults()})
     assert info["ticks"] == 24 and res.market_updates < 24 * 3  # some quotes were missing

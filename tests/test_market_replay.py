@@ -15,7 +15,7 @@ import pytest
 from conftest import REPO, load_json, run_cli, run_dir_of
 from src.config.loader import load_config
 from src.config.schema import ReplayMarketConfig
-from src.engine.fast import run_session_fast
+from src.engine.kernel_run import run_session_kernel
 from src.engine.loop import EngineParams, run_session, valid_quotes
 from src.market import replay as replay_mod
 from src.market.export import export
@@ -278,13 +278,13 @@ def test_reference_engine_skips_symbols_without_a_valid_quote() -> None:
     assert valid_quotes(chunk).shape == (100, 3) and not valid_quotes(chunk)[40:70].any()
 
 
-def test_fast_engine_mirrors_the_reference_on_missing_quotes() -> None:
+def test_kernel_engine_mirrors_the_reference_on_missing_quotes() -> None:
     cfg = _cfg("stage.duration_s=600")
     base = _synthetic(cfg)
     holes, fx_holes = _holes(base.n_ticks, len(base.symbols), seed=2)
     ref, fast = [], []
     a = run_session(_Tape(base, holes, fx_holes), _params(cfg), ref.append)
-    b = run_session_fast(_Tape(base, holes, fx_holes), _params(cfg), fast.append)
+    b = run_session_kernel(_Tape(base, holes, fx_holes), _params(cfg), fast.append)
     assert json.dumps(ref, sort_keys=True) == json.dumps(fast, sort_keys=True)
     for f in ("entry_signals", "rejections", "market_updates", "ticks", "last_fx", "unrealized_pnl_krw"):
         assert getattr(a, f) == getattr(b, f), f

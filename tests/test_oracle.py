@@ -26,14 +26,14 @@ import pytest
 
 from oracle_market import Q, ScriptedMarket, Tick
 from src.config.schema import Profile, RiskConfig, Zone
-from src.engine.fast import run_session_fast
+from src.engine.kernel_run import run_session_kernel
 from src.engine.kpi import summarize
 from src.engine.loop import EngineParams, SessionResult, run_session
 from src.engine.zones import Applied
 from src.market.tape import BookShape
 
 # THE registry: every engine is checked against every case below. Add new engines here.
-ENGINES: dict[str, Callable[..., SessionResult]] = {"reference": run_session, "fast": run_session_fast}
+ENGINES: dict[str, Callable[..., SessionResult]] = {"reference": run_session, "kernel": run_session_kernel}
 
 
 @pytest.fixture(params=sorted(ENGINES))

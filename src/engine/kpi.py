@@ -1,7 +1,7 @@
 """KPIs of a session, from its round trips and counters. No volatile fact goes in here."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from src.engine.exits import EXIT_REASONS
 from src.engine.loop import SessionResult, _r
@@ -11,28 +11,35 @@ from src.engine.zones import Applied
 def summarize(res: SessionResult, applied: tuple[Applied, ...], zone_evidence: dict[str, Any],
               duration_s: float, tick_s: float) -> dict[str, Any]:
     """KPI summary: counts, PnL (KRW, and USD at the reported FX), costs, risk, per symbol."""
-    trades = res.trades
-    pnl_krw = sum(t["pnl_krw"] for t in trades)
+    col = _columns(res.trades)
+    pnl = col("pnl_krw")
+    pnl_krw = sum(pnl)
     fx = res.last_fx
-    wins = sum(1 for t in trades if t["pnl_krw"] > 0)
+    wins = sum(1 for x in pnl if x > 0)
     exits = {k: 0 for k in EXIT_REASONS}
-    for t in trades:
-        exits[t["exit_reason"]] += 1
+    for r in col("exit_reason"):
+        exits[r] += 1
     equity = peak = max_dd = 0.0
-    for t in trades:
-        equity += t["pnl_krw"]
+    for x in pnl:
+        equity += x
         peak = max(peak, equity)
         max_dd = max(max_dd, peak - equity)
+    by_symbol: dict[str, list[float]] = {ap.symbol: [] for ap in applied}
+    for sym, x in zip(col("symbol"), pnl):
+        mine = by_symbol.get(sym)
+        if mine is not None:
+            mine.append(x)
     per_symbol: dict[str, dict[str, Any]] = {}
     for ap in applied:
-        mine = [t for t in trades if t["symbol"] == ap.symbol]
+        mine = by_symbol[ap.symbol]
         per_symbol[ap.symbol] = {
             "profile": ap.profile_name,
             "round_trips": len(mine),
-            "wins": sum(1 for t in mine if t["pnl_krw"] > 0),
-            "pnl_krw": _r(sum(t["pnl_krw"] for t in mine), 2),
+            "wins": sum(1 for x in mine if x > 0),
+            "pnl_krw": _r(sum(mine), 2),
         }
-    n = len(trades)
+    kinds = col("time_limit_kind")
+    n = len(pnl)
     return {
         "round_trips": n,
         "wins": wins,
@@ -40,16 +47,16 @@ def summarize(res: SessionResult, applied: tuple[Applied, ...], zone_evidence: d
         "win_rate": _r(wins / n, 6) if n else 0.0,
         "exit_reasons": exits,
         "time_limit_kinds": {
-            "soft": sum(1 for t in trades if t["time_limit_kind"] == "soft"),
-            "hard": sum(1 for t in trades if t["time_limit_kind"] == "hard"),
+            "soft": sum(1 for k in kinds if k == "soft"),
+            "hard": sum(1 for k in kinds if k == "hard"),
         },
         "total_pnl_krw": _r(pnl_krw, 2),
         "total_pnl_usd": _r(pnl_krw / fx, 6) if n else 0.0,
         "fx_rate": _r(fx, 6) if res.ticks and fx == fx else None,  # None: no tick (with a valid FX) ran
-        "fees_krw": _r(sum(t["fees_krw"] for t in trades), 2),
-        "slippage_krw": _r(sum(t["slippage_krw"] for t in trades), 2),
+        "fees_krw": _r(sum(col("fees_krw")), 2),
+        "slippage_krw": _r(sum(col("slippage_krw")), 2),
         "max_drawdown_krw": _r(max_dd, 2),
-        "avg_hold_s": _r(sum(t["hold_s"] for t in trades) / n, 6) if n else 0.0,
+        "avg_hold_s": _r(sum(col("hold_s")) / n, 6) if n else 0.0,
         "entry_signals": res.entry_signals,
         "entries": n + len(res.open_positions),
         "rejections": dict(res.rejections),
@@ -63,3 +70,10 @@ def summarize(res: SessionResult, applied: tuple[Applied, ...], zone_evidence: d
         "zone_profile_digest": zone_evidence["sha256"],
         "zone_profiles_loaded": zone_evidence,
     }
+
+
+def _columns(trades: Any) -> Callable[[str], list[Any]]:
+    """Field `name` of every trade, in order: from the kernel's records or the reference's dicts."""
+    if hasattr(trades, "column"):
+        return trades.column
+    return lambda name: [t[name] for t in trades]

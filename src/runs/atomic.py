@@ -113,6 +113,12 @@ class JsonlAppender:
         except OSError:  # pragma: no cover - nothing better to do; the error raised next says why
             pass
 
+    def write_lines(self, data: bytes) -> None:
+        """Append whole lines already serialised (the kernel's trades of a chunk) in one write(2)."""
+        written = os.write(self._fd, data)
+        if written != len(data):
+            raise OSError(f"short write to trades file: {written} of {len(data)} bytes")
+
     def close(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)

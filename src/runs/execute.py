@@ -5,6 +5,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 from dataclasses import dataclass
@@ -22,7 +23,6 @@ from src.acceptance import gates
 from src.config.loader import LoadedConfig
 from src.config.schema import Engine
 from src.engine import kpi as kpi_mod
-from src.engine.fast import run_session_fast
 from src.engine.loop import EngineParams, run_session
 from src.market.registry import build_market
 from src.market.session import MarketSession
@@ -39,6 +39,9 @@ from src.runs.paths import RunPathError, RunPaths, new_run_id, resolve_run_paths
 from src.runs.plotdata import SpreadTap, write_plot_data
 
 log = logging.getLogger(__name__)
+# engine=auto runs the kernel from this many symbol-ticks up: below it the reference finishes
+# before numba and the cached kernel would have loaded (~0.3 s, +~100 MB RSS).
+AUTO_KERNEL_MIN_SYMBOL_TICKS = 200_000
 EXIT_OK, EXIT_GATE, EXIT_USAGE, EXIT_PROVENANCE, EXIT_CRASH, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
 
@@ -134,6 +137,11 @@ def execute(loaded: LoadedConfig, argv: list[str], purge: dict, t_start: float, 
         print(f"error: {'; '.join(hardlock['violations'])}", file=sys.stderr)
         return Outcome(EXIT_PROVENANCE, "refused")
     t_hardlock = time.perf_counter() - t0
+    engine = cfg.engine
+    if engine is Engine.auto:
+        big = cfg.stage.n_ticks * len(cfg.universe_specs) >= AUTO_KERNEL_MIN_SYMBOL_TICKS
+        engine = Engine.kernel if big else Engine.reference
+    warm = _warm_kernel() if engine is not Engine.reference else None
 
     universe = cfg.universe_specs
     symbols = tuple(s.symbol for s in universe)
@@ -210,8 +218,17 @@ def execute(loaded: LoadedConfig, argv: list[str], purge: dict, t_start: float, 
         res = None
         try:
             tap = SpreadTap(session.market, plot_symbol)
-            engine = run_session_fast if cfg.engine is Engine.fast else run_session
-            res = engine(tap, params, session.on_trade(trades.append), should_stop=stop)
+            if engine is Engine.reference:
+                res = run_session(tap, params, session.on_trade(trades.append), should_stop=stop)
+            else:  # the kernel: each chunk's trades.jsonl lines in one write; dicts only for a progress bar
+                from src.engine.kernel_run import run_session_kernel
+
+                if warm is not None:
+                    warm.join()
+
+                observer = session.on_trade(_ignore)
+                res = run_session_kernel(tap, params, None if observer is _ignore else observer, stop,
+                                         write=trades.write_lines)
         finally:
             trades.close()
             session.close(res)
@@ -229,6 +246,11 @@ def execute(loaded: LoadedConfig, argv: list[str], purge: dict, t_start: float, 
         meta.update(status=status, ended_at=utc_now(), kpis=kpis, acceptance=acceptance,
                     interrupted_by=stop.signal)
         meta["guard"]["hardlock_final"] = final_lock
+        meta["engine"] = {"name": engine.value, "configured": cfg.engine.value}
+        if engine is not Engine.reference:  # which compiled code ran, and whether this run compiled it
+            from src.engine.kernel_run import compile_record
+
+            meta["engine"]["kernel"] = compile_record()
         if session.recorded is not None:
             meta["data"]["recorded"] = session.recorded
         meta["timings"] = {
@@ -272,6 +294,25 @@ def execute(loaded: LoadedConfig, argv: list[str], purge: dict, t_start: float, 
     out(gates.table(acceptance))
     code_ = EXIT_INTERRUPTED if status == "interrupted" else (EXIT_OK if acceptance["passed"] else EXIT_GATE)
     return Outcome(code_, status, paths, fp, kpis, acceptance)
+
+
+def _warm_kernel() -> threading.Thread:
+    """Load the compiled kernel (numba, LLVM, the cached code) while this thread records provenance
+    and builds the market; a failure there surfaces again, normally, when the engine starts."""
+    def run() -> None:
+        try:
+            from src.engine.kernel_run import warm_up
+
+            warm_up()
+        except Exception:  # noqa: BLE001 - re-raised by the engine's own import/call
+            log.debug("kernel warm-up failed", exc_info=True)
+    thread = threading.Thread(target=run, name="kernel-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
+def _ignore(_trade: dict) -> None:
+    pass
 
 
 def _fail(paths: RunPaths, meta: dict[str, Any], status: str, error: str) -> None:

@@ -390,12 +390,12 @@ def test_ctrl_c_while_composing_never_exits_as_bad_config(tmp_path: Path, figure
 # -- injected crashes -----------------------------------------------------------------------
 
 CRASHES = {
-    "engine": ("src/engine/fast.py", '''
+    "engine": ("src/engine/loop.py", '''
 
-_run_session_fast = run_session_fast
+_run_session = run_session
 
 
-def run_session_fast(market, params, on_trade, should_stop=lambda: False):  # injected by the stress test
+def run_session(market, params, on_trade, should_stop=lambda: False):  # injected by the stress test
     n = [0]
 
     def trade(t):
@@ -403,7 +403,7 @@ def run_session_fast(market, params, on_trade, should_stop=lambda: False):  # in
         if n[0] > 5:
             raise RuntimeError("injected engine crash after 5 trades")
         on_trade(t)
-    return _run_session_fast(market, params, trade, should_stop)
+    return _run_session(market, params, trade, should_stop)
 '''),
     "kpi": ("src/engine/kpi.py", '''
 

@@ -1,0 +1,309 @@
+"""The kernel engine's Python layer: chunks in, `should_stop` asked, records out, JSONL once.
+
+`run_session_kernel` has `loop.run_session`'s contract and, for every input, its result
+(tests/test_engine_equivalence.py). The compiled kernel (kernel.py, imported lazily, so
+numba loads only on this path) runs a chunk at a time; `should_stop` is asked before each
+tick in the reference's order relative to `on_trade`: a chunk runs first, then the ticks
+it ran are confirmed one `should_stop()` each; a True rolls the state back to the chunk's
+start and reruns up to that tick. With `on_trade`, the kernel returns after each tick that
+closed a trade, so on_trade calls fall between the same `should_stop` calls as in the
+reference. Trades stay in a TRADE_DT record array; `write` receives each chunk's
+trades.jsonl lines as one bytes string (the same bytes JsonlAppender writes).
+"""
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from src.engine.exits import EXIT_REASONS
+from src.engine.fills import Legs
+from src.engine.loop import CHUNK_TICKS, REJECTION_REASONS, SECONDS_PER_DAY, EngineParams, Position, SessionResult
+from src.market.tape import Market
+
+_DIRECTIONS = {1: "sell_krw_buy_usdt", -1: "buy_krw_sell_usdt"}
+_KINDS = (None, "soft", "hard")
+# trades.jsonl keys in json.dumps(sort_keys=True) order, and how each is printed
+_KEYS = ("direction", "entry_krw_px", "entry_spread_bps", "entry_t_s", "entry_usdt_px", "exit_krw_px",
+         "exit_reason", "exit_spread_bps", "exit_t_s", "exit_usdt_px", "fees_krw", "fill_ratio", "fx_entry",
+         "fx_exit", "hold_s", "notional_usd", "pnl_krw", "pnl_usd", "profile", "qty", "slippage_krw", "symbol",
+         "time_limit_kind", "zone")
+_FLOATS = ("entry_t_s", "exit_t_s", "hold_s", "entry_spread_bps", "exit_spread_bps", "qty", "fill_ratio",
+           "notional_usd", "entry_usdt_px", "entry_krw_px", "exit_usdt_px", "exit_krw_px", "fx_entry", "fx_exit",
+           "fees_krw", "slippage_krw", "pnl_krw", "pnl_usd")
+_HINTS = np.array([0, 0, 0, 4, 4, 10, 6, 6, 10, 6, 10, 6, 6, 6, 2, 2, 2, 6], dtype=np.int64)  # round() places
+_STRINGS = {"direction": 0, "exit_reason": 1, "time_limit_kind": 2, "profile": 3, "symbol": 4, "zone": 5}
+_KINDS_ARR = np.array([_FLOATS.index(k) if k in _FLOATS else -_STRINGS[k] - 1 for k in _KEYS], dtype=np.int64)
+_PIECES = [("{" if j == 0 else ", ") + f'"{k}": ' for j, k in enumerate(_KEYS)] + ["}\n"]
+_KEY_BYTES = np.frombuffer("".join(_PIECES).encode(), dtype=np.uint8)
+_KEY_OFF = np.cumsum([0] + [len(p) for p in _PIECES], dtype=np.int64)
+
+
+def _k() -> Any:
+    from src.engine import kernel  # numba: only on this path
+
+    return kernel
+
+
+class KernelTrades:
+    """A session's round trips as a TRADE_DT record array, read as the reference's dicts."""
+
+    def __init__(self, rec: np.ndarray, symbols: tuple[str, ...], params: EngineParams) -> None:
+        self.rec = rec
+        self.symbols = symbols
+        self.profiles = [ap.profile_name for ap in params.applied]
+        self.zones = [[f"{z.lo_bps:g}-{z.hi_bps:g}" for z in ap.profile.zones] for ap in params.applied]
+        self._dicts: list[dict] | None = None
+
+    def __len__(self) -> int:
+        return int(self.rec.shape[0])
+
+    def column(self, name: str) -> list[Any]:
+        """One trades.jsonl field of every trade, as the reference's Python values."""
+        if name in _FLOATS:
+            return self.rec[name].tolist()
+        if name == "symbol":
+            return [self.symbols[s] for s in self.rec["symbol"].tolist()]
+        if name == "exit_reason":
+            return [EXIT_REASONS[r] for r in self.rec["exit_reason"].tolist()]
+        if name == "time_limit_kind":
+            return [_KINDS[k] for k in self.rec["time_limit_kind"].tolist()]
+        if name == "direction":
+            return [_DIRECTIONS[d] for d in self.rec["direction"].tolist()]
+        if name == "profile":
+            return [self.profiles[s] for s in self.rec["symbol"].tolist()]
+        if name == "zone":
+            return [self.zones[s][z] for s, z in zip(self.rec["symbol"].tolist(), self.rec["zone"].tolist())]
+        raise KeyError(name)
+
+    def dicts(self) -> list[dict]:
+        """The trades as loop.close_position builds them (same keys, order and values)."""
+        if self._dicts is None:
+            names = ("symbol", "direction", "profile", "zone", *_FLOATS[:3], "entry_spread_bps", "exit_spread_bps",
+                     "qty", "fill_ratio", "notional_usd", "entry_usdt_px", "entry_krw_px", "exit_usdt_px",
+                     "exit_krw_px", "fx_entry", "fx_exit", "fees_krw", "slippage_krw", "pnl_krw", "pnl_usd",
+                     "exit_reason", "time_limit_kind")
+            cols = [self.column(n) for n in names]
+            self._dicts = [dict(zip(names, row)) for row in zip(*cols)]
+        return self._dicts
+
+    def jsonl(self) -> bytes | memoryview:
+        """trades.jsonl lines, byte-identical to JsonlAppender.append of each dict (kernel_json.py)."""
+        n = len(self)
+        if not n:
+            return b""
+        from src.engine import kernel_json
+
+        rec, n_sym = self.rec, len(self.symbols)
+        enc = json.JSONEncoder(ensure_ascii=False).encode
+        texts = [*map(enc, _DIRECTIONS.values()), *map(enc, EXIT_REASONS), "null", *map(enc, _KINDS[1:]),
+                 *map(enc, self.profiles), *map(enc, self.symbols)]
+        zone_base, width = len(texts), max(map(len, self.zones), default=1)
+        for zs in self.zones:
+            texts += [enc(z) for z in zs] + ["null"] * (width - len(zs))
+        raw = [t.encode("utf-8") for t in texts]
+        tab = np.frombuffer(b"".join(raw), dtype=np.uint8)
+        tab_off = np.cumsum([0] + [len(b) for b in raw], dtype=np.int64)
+        sym = rec["symbol"].astype(np.int64)
+        sidx = np.stack([np.where(rec["direction"] > 0, 0, 1), 2 + rec["exit_reason"].astype(np.int64),
+                         6 + rec["time_limit_kind"].astype(np.int64), 9 + sym, 9 + n_sym + sym,
+                         zone_base + sym * width + rec["zone"]], axis=1).astype(np.int64)
+        vals = np.stack([rec[k] for k in _FLOATS], axis=1)
+        kinds = (raw[:2], raw[2:6], raw[6:9], raw[9:9 + n_sym], raw[9 + n_sym:zone_base], raw[zone_base:])
+        longest = _KEY_BYTES.size + sum(max(map(len, k), default=4) for k in kinds) + 26 * len(_FLOATS)
+        out = np.empty(n * longest, dtype=np.uint8)
+        ends = np.empty(n, dtype=np.int64)
+        size = kernel_json.format_lines(vals, _HINTS, _KINDS_ARR, sidx, tab, tab_off, _KEY_BYTES, _KEY_OFF, out, ends)
+        if (ends >= 0).all():
+            return memoryview(out[:size])  # written as is: no copy of what may be megabytes
+        parts, a = [], 0
+        for i, (end, d) in enumerate(zip(ends.tolist(), self.dicts())):
+            if end < 0:
+                parts.append(json.dumps(d, sort_keys=True, ensure_ascii=False, allow_nan=False).encode("utf-8") + b"\n")
+            else:
+                parts.append(out[a:end].tobytes())
+                a = end
+        return b"".join(parts)
+
+    def __iter__(self) -> Iterator[dict]:
+        return iter(self.dicts())
+
+    def __getitem__(self, i: Any) -> Any:
+        return self.dicts()[i]
+
+    def __eq__(self, other: object) -> bool:
+        return self.dicts() == (other.dicts() if isinstance(other, KernelTrades) else other)
+
+    def __repr__(self) -> str:
+        return repr(self.dicts())
+
+
+_WARM: dict[str, float] = {}
+
+
+def warm_up() -> None:
+    """Load (or, the first time ever, compile) every compiled function with tiny inputs of the
+    real types, so none of that lands inside the session. Safe to run in a thread."""
+    t0 = time.perf_counter()
+    kn = _k()
+    from src.engine import kernel_json
+
+    f1, i1, z = np.zeros(1), np.zeros(1, dtype=np.int64), _ro(np.full((1, 1), np.nan))  # no valid quote
+    trades = np.zeros(4, dtype=kn.TRADE_DT)
+    kn.run_ticks(0, 1, _ro(f1), i1, _ro(f1), z, z, z, z, z, z, np.zeros(13), np.zeros((1, 1, 5)), i1, np.zeros((1, 3)),
+                 np.zeros(6, dtype=np.int64), np.zeros(5, dtype=np.int64), np.full(1, np.nan),
+                 np.zeros((1, 3), dtype=np.int64), np.zeros((1, 9)), np.zeros((1, 7)), i1, f1, trades, False)
+    kn.mark_to_market(np.ones(9), 1, np.ones(7), np.ones(13))
+    kernel_json.format_lines(np.zeros((1, len(_FLOATS))), _HINTS, _KINDS_ARR, np.zeros((1, 6), dtype=np.int64),
+                             np.frombuffer(b"x", dtype=np.uint8), np.zeros(2, dtype=np.int64), _KEY_BYTES, _KEY_OFF,
+                             np.zeros(1024, dtype=np.uint8), np.zeros(1, dtype=np.int64))
+    _WARM.setdefault("warm_up_s", time.perf_counter() - t0)
+
+
+def compile_record() -> dict[str, Any]:
+    """The kernel's cache key (jitcache.py) and how many of its functions this process compiled
+    (cache misses) rather than loaded from `.cache/numba/<key>/` (cache hits)."""
+    from src.engine import jitcache, kernel, kernel_json
+
+    hits = misses = 0
+    for mod in (kernel, kernel_json):
+        for obj in vars(mod).values():
+            stats = getattr(obj, "stats", None)
+            if stats is not None and hasattr(stats, "cache_hits"):
+                hits += sum(stats.cache_hits.values())
+                misses += sum(stats.cache_misses.values())
+    return {"cache": jitcache.cache_key(), "cache_hits": hits, "cache_misses": misses,
+            "load_s": round(_WARM.get("warm_up_s", 0.0), 6)}
+
+
+def run_session_kernel(market: Market, params: EngineParams, on_trade: Callable[[dict], None] | None,
+                       should_stop: Callable[[], bool] = lambda: False,
+                       write: Callable[[bytes], None] | None = None) -> SessionResult:
+    """Same contract and, for every input, the same result as `loop.run_session`.
+
+    on_trade: called with each trade's dict, between the same should_stop calls as in the
+    reference (None: no dicts are built); write: called once per chunk with its trades.jsonl
+    lines (bytes), when given.
+    """
+    kn = _k()
+    symbols = market.symbols
+    n_sym = len(symbols)
+    prm, zones, n_zones, limits = _params(params, market, n_sym)
+    st = np.zeros(6, dtype=np.int64)
+    rej = np.zeros(len(REJECTION_REASONS), dtype=np.int64)
+    last_fx = np.full(1, np.nan)
+    pos_i = np.zeros((n_sym, 3), dtype=np.int64)
+    pos_f = np.zeros((n_sym, 9))
+    last_q = np.zeros((n_sym, 7))
+    day_keys, day_pnl = np.zeros(16, dtype=np.int64), np.zeros(16)
+    trades = np.zeros(max(64, 4 * n_sym), dtype=kn.TRADE_DT)
+    one_tick = on_trade is not None
+    interrupted = False
+    for chunk in market.chunks(CHUNK_TICKS):
+        n = chunk.n
+        arrays = [_ro(a) for a in
+                  (chunk.t_s, chunk.fx, chunk.usdt_bid, chunk.usdt_ask, chunk.krw_bid, chunk.krw_ask,
+                   chunk.usdt_size, chunk.krw_size)]
+        if arrays[2].ndim != 2 or arrays[2].shape[1] != n_sym:
+            arrays[2:] = [_ro(a.reshape(n, n_sym)) for a in arrays[2:]]
+        arrays.insert(1, _days(arrays[0]))
+        if day_keys.shape[0] < st[kn.N_DAYS] + n + 1:
+            day_keys = np.resize(day_keys, int(st[kn.N_DAYS]) + n + 16)
+            day_pnl = np.resize(day_pnl, day_keys.shape[0])
+        written = int(st[kn.N_TRADES])
+        i = 0
+        while i < n:
+            state = (st.copy(), rej.copy(), last_fx.copy(), pos_i.copy(), pos_f.copy(), last_q.copy(),
+                     day_keys.copy(), day_pnl.copy())
+            if st[kn.N_TRADES] + n_sym > trades.shape[0]:
+                trades = np.resize(trades, 2 * trades.shape[0] + n_sym)
+            first = int(st[kn.N_TRADES])
+            j = kn.run_ticks(i, n, *arrays, prm, zones, n_zones, limits, st, rej, last_fx, pos_i, pos_f, last_q,
+                             day_keys, day_pnl, trades, one_tick)
+            stop_at = next((m for m in range(i, j) if should_stop()), None)
+            if stop_at is not None:  # roll back to the segment's start and run up to the stop
+                for dst, src in zip((st, rej, last_fx, pos_i, pos_f, last_q, day_keys, day_pnl), state):
+                    dst[...] = src
+                kn.run_ticks(i, stop_at, *arrays, prm, zones, n_zones, limits, st, rej, last_fx, pos_i, pos_f,
+                             last_q, day_keys, day_pnl, trades, False)
+                interrupted = True
+                break
+            if one_tick and st[kn.N_TRADES] > first:
+                new = KernelTrades(trades[first:int(st[kn.N_TRADES])], symbols, params)
+                for d in new.dicts():
+                    on_trade(d)  # type: ignore[misc]
+            if j == i and st[kn.N_TRADES] + n_sym <= trades.shape[0]:
+                raise AssertionError("kernel made no progress")
+            i = j
+        if write is not None and st[kn.N_TRADES] > written:
+            write(KernelTrades(trades[written:int(st[kn.N_TRADES])], symbols, params).jsonl())
+        if interrupted:
+            break
+    return _result(kn, trades[:int(st[kn.N_TRADES])].copy(), st, rej, last_fx, pos_i, pos_f, last_q, prm, symbols,
+                   params, interrupted)
+
+
+def _ro(a: Any) -> np.ndarray:
+    """A C-contiguous float64 read-only view: every market gives the kernel the same array types,
+    so one compiled (and cached) signature serves them all."""
+    v = np.ascontiguousarray(a, dtype=np.float64).view()
+    v.flags.writeable = False
+    return v
+
+
+def _days(t: np.ndarray) -> np.ndarray:
+    """int(t // SECONDS_PER_DAY) per tick, as the reference computes it (numpy's floor_divide of
+    floats is Python's //, fmod-based and exact)."""
+    days = np.floor_divide(t, SECONDS_PER_DAY)
+    if not np.isfinite(days).all():
+        for x in t.tolist():
+            int(x // SECONDS_PER_DAY)  # raises as the reference does (a NaN or infinite time)
+    if (np.abs(days) >= 2.0**62).any():  # ~4e17 years: beyond int64 (the reference's ints are unbounded)
+        raise ValueError(f"tick time {float(np.abs(t).max())!r} s is too large for the kernel engine")
+    return days.astype(np.int64)
+
+
+def _params(params: EngineParams, market: Market, n_sym: int) -> tuple[np.ndarray, ...]:
+    """EngineParams and the book as the kernel's arrays (values exactly as the reference uses them)."""
+    kn, book, risk = _k(), market.book, params.risk
+    prm = np.zeros(13)
+    prm[kn.USDT_FEE], prm[kn.KRW_FEE], prm[kn.RT_FEE] = params.usdt_fee_bps, params.krw_fee_bps, \
+        params.round_trip_fee_bps
+    prm[kn.FLOOR_MULT], prm[kn.NOTIONAL], prm[kn.MAX_OPEN] = params.floor_multiplier, risk.max_notional_usd, \
+        risk.max_open_positions
+    prm[kn.LOSS_LIMIT], prm[kn.MIN_FILL] = risk.daily_loss_limit_usd, risk.min_fill_usd
+    prm[kn.LEVELS], prm[kn.STEP], prm[kn.GROWTH] = book.levels, book.step_bps, book.growth
+    if book.growth != 1.0:  # book.depth's growth**levels, evaluated by Python as the reference does
+        prm[kn.DEPTH_NUM], prm[kn.DEPTH_DEN] = book.growth**book.levels - 1.0, book.growth - 1.0
+    n_z = max((len(ap.profile.zones) for ap in params.applied[:n_sym]), default=1)
+    zones = np.full((n_sym, n_z, 5), np.nan)
+    n_zones = np.zeros(n_sym, dtype=np.int64)
+    limits = np.zeros((n_sym, 3))
+    for s, ap in enumerate(params.applied[:n_sym]):
+        p = ap.profile
+        n_zones[s] = len(p.zones)
+        for z, zone in enumerate(p.zones):
+            zones[s, z] = (zone.lo_bps, zone.hi_bps, zone.tp_bps, zone.sl_bps, zone.size_frac)
+        limits[s] = (p.soft_limit_s, p.hard_limit_s, p.min_loss_bps)
+    return prm, zones, n_zones, limits
+
+
+def _result(kn: Any, rec: np.ndarray, st: np.ndarray, rej: np.ndarray, last_fx: np.ndarray, pos_i: np.ndarray,
+            pos_f: np.ndarray, last_q: np.ndarray, prm: np.ndarray, symbols: tuple[str, ...],
+            params: EngineParams, interrupted: bool) -> SessionResult:
+    res = SessionResult(interrupted=interrupted)
+    res.trades = KernelTrades(rec, symbols, params)  # type: ignore[assignment]
+    res.entry_signals, res.market_updates, res.ticks = int(st[kn.SIGNALS]), int(st[kn.UPDATES]), int(st[kn.TICKS])
+    res.rejections = {r: int(c) for r, c in zip(REJECTION_REASONS, rej.tolist())}
+    res.last_fx = float(last_fx[0])
+    marks = []
+    for s in np.flatnonzero(pos_i[:, 0]).tolist():
+        f = pos_f[s].tolist()
+        res.open_positions.append(Position(s, int(pos_i[s, 1]), int(pos_i[s, 2]), f[kn.P_T], f[kn.P_SPREAD],
+                                           Legs(f[kn.P_QTY], f[kn.P_USDT], f[kn.P_KRW], f[kn.P_SLIP_USDT],
+                                                f[kn.P_SLIP_KRW]), f[kn.P_FX], f[kn.P_TARGET]))
+        marks.append(float(kn.mark_to_market(pos_f[s], int(pos_i[s, 1]), last_q[s], prm)))
+    res.unrealized_pnl_krw = sum(marks)
+    return res
