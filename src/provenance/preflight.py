@@ -90,7 +90,11 @@ def bytecode_mismatch(mod: ModuleType) -> str | None:
     try:
         used = loader.get_code(spec.name)  # the valid cache's code, else a compile of the source
         source = loader.get_data(origin)
-    except (OSError, ImportError, EOFError, ValueError, TypeError):
+    except (EOFError, ValueError, TypeError):
+        # A truncated or garbled cache (a full disk cuts Python's own .pyc write short): the
+        # import that loaded this module would have failed on it, so it compiled the source.
+        return None
+    except (OSError, ImportError):
         return cached  # unreadable now: whatever ran cannot be shown to be the source
     if used != compile(source, origin, "exec", dont_inherit=True):
         return cached
