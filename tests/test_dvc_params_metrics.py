@@ -3,6 +3,7 @@ headline KPIs as the metric, every stage's results tracked, experiment names res
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -58,8 +59,36 @@ def test_every_run_writes_its_values_and_headline(repo: Path) -> None:
     assert {k: head[k] for k in HEADLINE - {"exits", "rejections"}} == {k: kpi[k] for k in HEADLINE - {"exits", "rejections"}}
 
 
+def test_a_namespace_nests_both_files_and_is_no_result(repo: Path) -> None:
+    """run.dvc_namespace (the longrun's in dvc.yaml) nests params.yaml and metrics.json under one
+    key; the files are otherwise the same, and compare does not call it nondeterminism."""
+    runs = []
+    for extra in ((), ("run.dvc_namespace=longrun",)):
+        proc = run_cli(repo, "stage=d92-5", "seed=3", *extra)
+        assert proc.returncode in (0, 1), proc.stderr
+        runs.append(run_dir_of(proc, repo))
+    plain, nested = runs
+    assert yaml.safe_load((nested / "params.yaml").read_text()) == {
+        "longrun": yaml.safe_load((plain / "params.yaml").read_text())}
+    assert load_json(nested / "metrics.json") == {"longrun": load_json(plain / "metrics.json")}
+    assert load_json(nested / "kpi_summary.json") == load_json(plain / "kpi_summary.json")
+    cmp = run_cli(repo, str(plain), str(nested), module="src.compare")
+    assert cmp.returncode == 0 and "NONDETERMINISM" not in cmp.stdout, cmp.stdout + cmp.stderr
+
+    for bad in ("a.b", "", "9x", "x/y"):
+        proc = run_cli(repo, "stage=d92-5", f"run.dvc_namespace='{bad}'")
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), (bad, proc.stderr)
+        assert "run.dvc_namespace" in lines[0], lines[0]
+
+
 def test_dvc_yaml_declares_what_dvc_shows() -> None:
     spec = yaml.safe_load((REPO / "dvc.yaml").read_text())
+    # only the longrun nests its files, so the smoke's names are unique and DVC shows them bare
+    assert "dvc_namespace" not in spec["stages"]["smoke"]["cmd"]
+    assert spec["stages"]["longrun"]["cmd"].split()[:7] == [
+        "python", "-m", "src.run", "stage=${longrun.stage}", "run.id=longrun", "run.overwrite=true",
+        "run.dvc_namespace=longrun"]
     assert spec["params"] == ["logs/${smoke.stage}/smoke/params.yaml", "logs/${longrun.stage}/longrun/params.yaml"]
     for name, run_id in (("smoke", "smoke"), ("longrun", "longrun")):
         stage = spec["stages"][name]
@@ -205,3 +234,61 @@ def test_experiment_names_resolve_as_dvc_resolves_them(dvc_repo: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     sha = subprocess.run(["git", "rev-parse", refs[0]], cwd=dvc_repo, capture_output=True, text=True).stdout.strip()
     assert json.loads(proc.stdout)["b"]["source"] == f"git:{sha}"
+
+
+def _cell(line: str, header: str, name: str, right: bool) -> str:
+    """The cell under column `name` of a `dvc exp show` table: metrics are right-justified (the
+    cell ends where the header ends), params left-justified (it starts where the header starts)."""
+    m = re.search(rf"(?<= ){re.escape(name)}(?= )", header)
+    assert m, (name, header)
+    if right:
+        head = line[:m.end()]
+        return "" if head.endswith(" ") else head.split()[-1]
+    tail = line[m.start():]
+    return "" if tail.startswith(" ") else tail.split()[0]
+
+
+@pytest.mark.slow
+def test_exp_show_as_documented_fits_160_columns_with_bare_names(dvc_repo: Path) -> None:
+    """The README's `dvc exp show` in a 160-column terminal: each experiment's changed values
+    and its headline KPIs, whole, under their bare names (no file-path prefix)."""
+    from conftest import dvc_env
+    _ok(dvc(dvc_repo, "repro"))  # both stages: the longrun's files are there too
+    git_commit(dvc_repo, "baseline")
+    heads = {"main": load_json(dvc_repo / SMOKE / "metrics.json")}
+    assert set(load_json(dvc_repo / LONGRUN / "metrics.json")) == {"longrun"}
+    for name, override in (("seed7", "seed=7"), ("wide", "zone_profile=wide")):
+        _ok(dvc(dvc_repo, "exp", "run", "smoke", "-n", name, "-S", f"smoke.overrides='{override}'"))
+        heads[name] = load_json(dvc_repo / SMOKE / "metrics.json")
+    assert len({json.dumps(h, sort_keys=True) for h in heads.values()}) == 3
+
+    readme = (REPO / "README.md").read_text()
+    block = next(b for b in re.findall(r"```bash\n(.*?)```", readme, flags=re.S) if "dvc repro smoke" in b)
+    cmd = next(ln.split("  #")[0].strip() for ln in block.splitlines() if ln.startswith("dvc exp show"))
+    assert cmd.startswith("dvc exp show --no-pager")
+    proc = subprocess.run(["bash", "-c", cmd], cwd=dvc_repo, capture_output=True, text=True,
+                          env=dict(dvc_env(dvc_repo.parent), COLUMNS="160"), timeout=300)
+    out = _ok(proc)
+    lines = proc.stdout.splitlines()
+    assert all(len(ln) <= 160 for ln in lines) and "…" not in out, out
+    header = next(ln for ln in lines if "Experiment" in ln)
+    assert ":" not in header, header  # no `logs/d92-5/smoke/metrics.json:` prefix
+    rows = {"main": next(ln for ln in lines if ln.strip().startswith("main"))}
+    rows.update({n: next(ln for ln in lines if f"[{n}]" in ln) for n in ("seed7", "wide")})
+    changed = {"main": ("", "42", "default"), "seed7": ("seed=7", "7", "default"),
+               "wide": ("zone_profile=wide", "42", "wide")}
+    for name, line in rows.items():
+        assert tuple(_cell(line, header, p, right=False) for p in ("smoke.overrides", "seed", "zone_profile.name")) \
+            == changed[name], (name, line)
+        head = heads[name]  # DVC prints numbers with 5 significant digits
+        assert _cell(line, header, "round_trips", right=True) == str(head["round_trips"]), (name, line)
+        assert _cell(line, header, "win_rate", right=True) == f"{head['win_rate']:.5g}", (name, line)
+        assert _cell(line, header, "total_pnl_krw", right=True) == f"{head['total_pnl_krw']:.5g}", (name, line)
+
+    # every column of a plain `dvc exp show`: the smoke's bare, the longrun's under `longrun.`
+    proc = dvc(dvc_repo, "exp", "show", "--csv")
+    cols = _ok(proc).splitlines()[0].split(",")
+    assert {"seed", "zone_profile.name", "costs.usdt_venue.taker_fee_bps",
+            "zone_profile.profiles.alt_advisory.zones.0.tp_bps", "round_trips", "win_rate", "total_pnl_krw",
+            "longrun.seed", "longrun.round_trips", "smoke.overrides", "longrun.overrides"} <= set(cols)
+    assert not [c for c in cols if ":" in c], cols

@@ -83,7 +83,9 @@ def test_dvc_walkthrough_and_compare_commands_as_documented(dvc_repo: Path) -> N
             assert "Verdict" in proc.stdout
         if cmd.startswith("dvc exp show"):  # the experiments, their changed values and KPIs, in 160 columns
             assert all(len(ln) <= 160 for ln in proc.stdout.splitlines()), proc.stdout
-            assert "[seed7]" in proc.stdout and "[wide]" in proc.stdout and ":round_trips" in proc.stdout
+            assert "[seed7]" in proc.stdout and "[wide]" in proc.stdout and "…" not in proc.stdout, proc.stdout
+            header = next(ln for ln in proc.stdout.splitlines() if "Experiment" in ln).split()
+            assert {"round_trips", "win_rate", "total_pnl_krw", "seed", "zone_profile.name"} <= set(header), header
         if cmd.startswith("dvc params diff HEAD seed7"):
             rows = {tuple(ln.split()) for ln in proc.stdout.splitlines()[1:] if ln.strip()}
             assert rows == {("logs/d92-5/smoke/params.yaml", "seed", "42", "7"),

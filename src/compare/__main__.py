@@ -11,7 +11,7 @@ files were edited, added or deleted after it ended is shown as `edited`, one tha
 be read (not UTF-8, not JSON, mis-shaped) as `damaged`, each with the reason; the rest of
 the table stands. Nondeterminism: completed, intact runs with the same fingerprint whose
 result files (every output but the input descriptions config.yaml, params.yaml and
-provenance.json) differ by SHA-256.
+provenance.json, and metrics.json, DVC's copy of headline KPIs) differ by SHA-256.
 
 Exit codes: 0 fine; 1 nondeterminism; 2 bad usage or an unknown run; 5 a run is edited
 or damaged (wins over 1).

@@ -58,6 +58,7 @@ class Op(str, Enum):
 class RunSection:
     id: Optional[str] = None  # None: an ad-hoc id is generated
     overwrite: bool = False  # a pinned id may replace its earlier run folder
+    dvc_namespace: Optional[str] = None  # nest params.yaml and metrics.json under this key (None: top level)
 
 
 @dataclass

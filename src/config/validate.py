@@ -9,6 +9,7 @@ from src.config.schema import (ClockKind, LiveFxKind, LiveMarketConfig, Op, Repl
                                SyntheticMarketConfig, ZoneProfileConfig)
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_NAMESPACE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 MAX_TICKS = 50_000_000  # 100 symbols x 24 h at 1 s is 8.64 M symbol-ticks
 
 
@@ -32,6 +33,10 @@ def validate(cfg: RootConfig) -> list[str]:
         if value is not None and (not _ID_RE.match(str(value)) or ".." in str(value)):
             p.append(f"{key}={value!r}: must be 1-128 letters, digits, '.', '_' or '-' "
                      "starting with a letter or digit, without '..' or '/' (it names a folder under logs/)")
+    ns = cfg.run.dvc_namespace
+    if ns is not None and not _NAMESPACE_RE.match(str(ns)):
+        p.append(f"run.dvc_namespace={ns!r}: must be 1-64 letters, digits, '_' or '-' starting with a letter "
+                 "(one key: DVC joins nested keys with '.')")
     st = cfg.stage
     _num(p, "stage.duration_s", st.duration_s, lo=0, lo_open=True)
     _num(p, "stage.tick_s", st.tick_s, lo=0, lo_open=True)

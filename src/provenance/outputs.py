@@ -29,9 +29,10 @@ EXIT_EDITED = 5  # acceptance and compare: a run's files do not match its record
 RECORD_NAME = "runtime_meta.json"
 NOT_DIGESTED = (RECORD_NAME, "run.log")  # the record itself; the log (volatile, appended by the logger)
 # Descriptions of the inputs (config.yaml and a params file hold the run id; provenance.json
-# holds data paths beside digests): digested and verified, but not results, so runs with one
-# fingerprint may differ in them without it being nondeterminism.
-INPUT_DESCRIPTIONS = ("config.yaml", "params.yaml", "provenance.json")
+# holds data paths beside digests) and DVC's view of the KPIs (metrics.json: a projection of
+# kpi_summary.json, nested under run.dvc_namespace when set): digested and verified, but not
+# results, so runs with one fingerprint may differ in them without it being nondeterminism.
+INPUT_DESCRIPTIONS = ("config.yaml", "params.yaml", "provenance.json", "metrics.json")
 
 
 def _is_temp(name: str) -> bool:

@@ -206,7 +206,7 @@ def execute(loaded: LoadedConfig, argv: list[str], purge: dict, t_start: float, 
             "guard": {"purge": purge, "hardlock": hardlock},
         }
         write_text_atomic(paths.resolved_config, yaml.safe_dump(redact(resolved), sort_keys=False))
-        write_text_atomic(paths.params, yaml.safe_dump(params_values(redact(resolved)), sort_keys=False))
+        write_text_atomic(paths.params, yaml.safe_dump(params_values(redact(resolved), cfg.run.dvc_namespace), sort_keys=False))
         write_record(paths.runtime_meta, meta)
         write_json_atomic(paths.provenance, deterministic_provenance(meta))
         t_record = time.perf_counter() - t1
@@ -237,7 +237,7 @@ def execute(loaded: LoadedConfig, argv: list[str], purge: dict, t_start: float, 
         kpis = kpi_mod.summarize(res, applied, zone_kpi, cfg.stage.duration_s, cfg.stage.tick_s)
         kpis.update(session.kpis())  # market_faults, for live markets and their recordings
         write_json_atomic(paths.kpi_summary, kpis)
-        write_json_atomic(paths.metrics, headline_metrics(kpis))
+        write_json_atomic(paths.metrics, headline_metrics(kpis, cfg.run.dvc_namespace))
         write_plot_data(paths.plots_dir, res.trades, tap)
         final_lock = guard.check_imports(root)
         metrics = gates.build_metrics(kpis, paths.rel(paths.kpi_summary), zone_kpi, final_lock["violations"])
