@@ -84,7 +84,7 @@ def _check_group(root: Path, o: Override) -> None:
                             f"choose an option instead: {group}=<{'|'.join(options)}>")
     if o.type is not OverrideType.CHANGE:
         raise OverrideError(f"{o.input_line}: {group} is a config group, chosen once in conf/config.yaml: "
-                            f"choose its option without '+' ({group}=<{'|'.join(options)}>)")
+                            f"choose its option with {group}=<{'|'.join(options)}>")
     if isinstance(o._value, ChoiceSweep):
         values: list[Any] = list(o._value.list)
     elif o.is_sweep_override():
@@ -108,9 +108,18 @@ def _options(root: Path, group: str) -> list[str]:
         if folder.is_dir() else []
 
 
+def _closest(word: str, choices: Sequence[str]) -> str | None:
+    """A close spelling (difflib), else the one choice that starts with `word` (tp -> tp_bps)."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    if close:
+        return close[0]
+    starts = [c for c in choices if len(word) >= 2 and c.lower().startswith(word.lower())]
+    return starts[0] if len(starts) == 1 else None
+
+
 def _did_you_mean(word: Any, choices: Sequence[str], prefix: str = "", suffix: str = "") -> str:
-    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
-    return f"; did you mean {prefix}{close[0]}{suffix}?" if close else ""
+    close = _closest(str(word), choices)
+    return f"; did you mean {prefix}{close}{suffix}?" if close else ""
 
 
 # -- keys: walk the schema's types ---------------------------------------------------------------
@@ -195,9 +204,9 @@ def _plain(o: Override, key: str | None = None) -> str:
 def _unknown_key(o: Override, segs: list[str], i: int, fields: list[str]) -> str:
     here = ".".join(segs[:i]) or "the config root"
     seg = segs[i]
-    close = difflib.get_close_matches(seg, fields, n=1, cutoff=0.6)
+    close = _closest(seg, fields)
     if close:
-        fixed = ".".join([*segs[:i], close[0], *segs[i + 1:]])
+        fixed = ".".join([*segs[:i], close, *segs[i + 1:]])
         hint = f"did you mean {_plain(o, fixed)}?"
     else:
         elsewhere = [p for p in _schema_paths() if p.rsplit(".", 1)[-1] == segs[-1]]

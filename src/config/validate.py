@@ -161,13 +161,23 @@ def _check_mapped_symbols(p: list[str], zp: ZoneProfileConfig, names: list[str],
     for key in zp.symbols:
         if key in names:
             continue
-        close = by_skeleton.get(_skeleton(key)) or next(iter(difflib.get_close_matches(
-            _skeleton(key), list(by_skeleton), n=1, cutoff=0.6)), None)
+        close = by_skeleton.get(_skeleton(key)) or _closest(_skeleton(key), names)
         odd = [f"U+{ord(c):04X}" for c in key if not (c.isascii() and c.isalnum())]
-        hint = f"did you mean {by_skeleton.get(close, close)!r}? " if close else ""
+        hint = f"did you mean {close!r}? " if close else ""
         shown = ", ".join(names[:12]) + (f", ... ({len(names)} in all)" if len(names) > 12 else "")
         p.append(f"{zp_file}: zone_profile.symbols.{key!r} is not a symbol of {sym_file}"
                  f"{' (holds ' + ' '.join(odd) + ')' if odd else ''}; {hint}allowed: {shown}")
+
+
+def _closest(word: str, names: list[str]) -> str | None:
+    """The closest name (difflib ratio >= 0.6); among equally close ones the first listed
+    (the list is ranked by volume, so XBT means BTC rather than XTZ)."""
+    best, score = None, 0.6
+    for n in names:
+        r = difflib.SequenceMatcher(None, word, n.upper()).ratio()
+        if r > score + 1e-12 or (best is None and r >= score):
+            best, score = n, r
+    return best
 
 
 def _check_synthetic(p: list[str], m: SyntheticMarketConfig) -> None:
