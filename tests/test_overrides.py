@@ -217,6 +217,27 @@ def test_every_schema_key_misspelt_is_refused_whatever_the_prefix(path: str) -> 
             no_plus_hint(msg, arg)
 
 
+HYDRA_MISSES = [  # keys Hydra itself finds missing while composing: our message, never its '+' hint
+    (["zone_profile.profiles.major_advisor.soft_limit_s=5"],
+     "did you mean zone_profile.profiles.major_advisory.soft_limit_s=5?"),
+    (["zone_profile.symbols.XBT={strict:major_strict,advisory:major_advisory}"], "did you mean zone_profile.symbols.BTC="),
+    (["zone_profile.symbols.SOL={strict:major_strict,advisory:major_advisory}"], "group's YAML file"),
+    (["risk={max_notional:1}"], "did you mean risk.max_notional_usd"),
+    (["costs.usdt_venue={name:b,quote:USDT,taker_fee_bps:1,maker_fee_bps:1,fee:1}"], "has no key 'fee'"),
+    (["market.krw_venue=upbit"], "'krw_venue' belongs to market=live"),
+    (["market=replay", "market.path=x.parquet", "market.depth_usd=1"], "'depth_usd' belongs to market=synthetic"),
+]
+
+
+@pytest.mark.parametrize("args,hint", HYDRA_MISSES, ids=[a[-1] for a, _ in HYDRA_MISSES])
+def test_keys_missing_at_composition_get_a_hint_without_plus(args: list[str], hint: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(args, REPO)
+    msg = str(info.value)
+    assert hint in msg and "\n" not in msg, msg
+    no_plus_hint(msg, args[-1])
+
+
 def test_a_legal_prefix_still_works(repo: Path) -> None:
     """`++key=v` on a schema key sets it (it took effect before and still does)."""
     proc = run_cli(repo, "++seed=7", "stage.duration_s=60")

@@ -279,8 +279,17 @@ def _check_node_keys(node: Any, keys: list[str], path: list[str], o: Override, c
             here = ".".join(path) or "the config root"
             which = f" (market={choices['market']}: {t.__name__})" if path == ["market"] and "market" in choices \
                 else f" ({t.__name__})"
+            other = _other_markets(t, k)
             raise OverrideError(f"{o.input_line}: {here}{which} has no key '{k}'"
-                                f"{_did_you_mean(k, fields, '.'.join(path) + '.' if path else '') or '; keys: ' + ', '.join(sorted(fields))}")
+                                f"{_did_you_mean(k, fields, '.'.join(path) + '.' if path else '') or '; ' + (other or 'keys: ' + ', '.join(sorted(fields)))}")
+
+
+def _other_markets(t: type, key: str) -> str:
+    """For a market key of another market option: which option has it."""
+    if t not in MARKETS:
+        return ""
+    has = [m.kind for m in MARKETS if m is not t and key in _hints(m)]  # type: ignore[attr-defined]
+    return f"'{key}' belongs to market={' or market='.join(has)}" if has else ""
 
 
 def explain_missing(exc: BaseException, overrides: Sequence[str]) -> str | None:
@@ -292,20 +301,34 @@ def explain_missing(exc: BaseException, overrides: Sequence[str]) -> str | None:
         cur = cur.__cause__ or cur.__context__
     if not m or cur is None:
         return None
-    key = m.group(1)
-    line = next((x for x in overrides if x.lstrip("+~").split("=", 1)[0] == key), key)
-    parent = getattr(cur, "parent_node")
-    seg = str(getattr(cur, "key", key.rsplit(".", 1)[-1]))
-    here = key.rsplit(".", 1)[0] if "." in key else "the config root"
+    okey = m.group(1)
+    line = next((x for x in overrides if x.lstrip("+~").split("=", 1)[0] == okey), okey)
     value = line.split("=", 1)[1] if "=" in line else "..."
+    full = re.sub(r"\[(\d+)\]", r".\1", str(getattr(cur, "full_key", None) or okey))
+    here, _, seg = full.rpartition(".")
+    where = here or "the config root"
+    parent = getattr(cur, "parent_node")
+
+    def fix(close: str) -> str:
+        if okey == full or okey.startswith(full + "."):  # the unknown segment is on the override's own path
+            segs = okey.split(".")
+            segs[len(full.split(".")) - 1] = close
+            return f"{'.'.join(segs)}={value}"
+        return f"{here + '.' if here else ''}{close} (in the value)"
+
     t = OmegaConf.get_type(parent) if isinstance(parent, DictConfig) else None
     if t is not None and dataclasses.is_dataclass(t):
         fields = [f.name for f in dataclasses.fields(t)]
-        hint = _did_you_mean(seg, fields, here + ".", "=" + value) or f"; keys: {', '.join(sorted(fields))}"
-        return f"{line}: {here} ({t.__name__}) has no key '{seg}'{hint}"
+        close = _closest(seg, fields)
+        hint = f"did you mean {fix(close)}?" if close else _other_markets(t, seg) or f"keys: {', '.join(sorted(fields))}"
+        return f"{line}: {where} ({t.__name__}) has no key '{seg}'; {hint}"
     entries = [str(k) for k in parent.keys()] if isinstance(parent, DictConfig) else []
     element = getattr(getattr(parent, "_metadata", None), "element_type", None)
-    new = f"; a new entry goes in the {key.split('.')[0]} group's YAML file" if dataclasses.is_dataclass(element) \
-        else f"; to add a new entry write +{key}={value}"
-    hint = _did_you_mean(seg, entries, here + ".", "=" + value) or new
-    return f"{line}: {here} has no entry '{seg}' (entries: {', '.join(entries) or 'none'}){hint}"
+    close = _closest(seg, entries)
+    if close:
+        hint = f"did you mean {fix(close)}?"
+    elif dataclasses.is_dataclass(element):
+        hint = f"a new entry goes in the {full.split('.')[0]} group's YAML file"
+    else:
+        hint = f"to add a new entry write +{okey}={value}"
+    return f"{line}: {where} has no entry '{seg}' (entries: {', '.join(entries) or 'none'}); {hint}"
