@@ -18,7 +18,8 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from src.config.overrides import GROUPS, OverrideError, check_composed, check_overrides, explain_missing
+from src.config.composed import check_composed, explain_missing, unknown_key_hint
+from src.config.overrides import GROUPS, OverrideError, check_overrides
 from src.config.schema import LiveMarketConfig, ReplayMarketConfig, RootConfig, SyntheticMarketConfig
 from src.config.validate import validate
 from src.runs import paths
@@ -113,7 +114,7 @@ def compose_config(root: Path, overrides: Sequence[str]) -> tuple[DictConfig, di
                           f"{exc.start}): save it as UTF-8") from exc
     except (HydraException, OmegaConfBaseException, ValueError, TypeError) as exc:
         _reraise_interrupt(exc)
-        raise ConfigError(explain_missing(exc, overrides) or one_line(exc)) from exc
+        raise ConfigError(explain_missing(exc, overrides) or one_line(exc) + unknown_key_hint(exc)) from exc
     finally:
         GlobalHydra.instance().clear()
     choices = {k: str(v) for k, v in cfg.hydra.runtime.choices.items() if k in GROUPS}
