@@ -54,13 +54,15 @@ TYPOS = [  # override, the hint the error must give
     ("duration_s=60", "did you mean stage.duration_s=60?"),
     ("market.krw_venue=upbit", "market (SyntheticMarketConfig) has no key 'krw_venue'"),
     ("++market.krw_venue=upbit", "market=synthetic"),
+    ("market=replay ++market.depth_usd=1", "market (market=replay) has no key 'depth_usd'"),
     ("seed.x=1", "seed is a single value"),
 ]
 
 
 @pytest.mark.parametrize("arg,hint", TYPOS, ids=[a for a, _ in TYPOS])
 def test_key_no_schema_defines_is_refused(repo: Path, arg: str, hint: str) -> None:
-    err = refused(repo, arg, "stage.duration_s=60" if "duration" not in arg else "seed=1", needle=hint)
+    *before, arg = arg.split(" ")
+    err = refused(repo, *before, arg, "stage.duration_s=60" if "duration" not in arg else "seed=1", needle=hint)
     no_plus_hint(err, arg)
 
 
@@ -186,6 +188,8 @@ def test_no_pattern_in_src_is_anchored_with_dollar() -> None:
     (("seed=1,2", "~stage.duration_s"), "cannot be removed"),
     (("seed=1,2", "seed=3", "stage.duration_s=60"), "given twice"),
     (("seed=1,2", "++costs.fee=1", "stage.duration_s=60"), "costs has no key 'fee'"),
+    (("market=synthetic", "seed=1,2", "++market.krw_venue=upbit", "stage.duration_s=60"),
+     "'krw_venue' belongs to market=live"),
 ])
 def test_sweep_with_a_bad_override_runs_no_job(repo: Path, args: tuple[str, ...], needle: str) -> None:
     err = refused(repo, "-m", *args, needle=needle)

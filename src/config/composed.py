@@ -14,7 +14,7 @@ from typing import Any, Sequence
 from hydra.core.override_parser.types import Override, OverrideType
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from src.config.overrides import GROUPS, MARKETS, OverrideError, _closest, _did_you_mean, _hints, parse
+from src.config.overrides import GROUPS, OverrideError, _closest, _did_you_mean, _other_markets, parse
 
 
 def check_composed(cfg: DictConfig, overrides: Sequence[str], choices: dict[str, str]) -> None:
@@ -62,14 +62,6 @@ def _check_node_keys(node: Any, keys: list[str], path: list[str], o: Override, c
             other = _other_markets(t, k)
             raise OverrideError(f"{o.input_line}: {here}{which} has no key '{k}'"
                                 f"{_did_you_mean(k, fields, '.'.join(path) + '.' if path else '') or '; ' + (other or 'keys: ' + ', '.join(sorted(fields)))}")
-
-
-def _other_markets(t: type, key: str) -> str:
-    """For a market key of another market option: which option has it."""
-    if t not in MARKETS:
-        return ""
-    has = [m.kind for m in MARKETS if m is not t and key in _hints(m)]  # type: ignore[attr-defined]
-    return f"'{key}' belongs to market={' or market='.join(has)}" if has else ""
 
 
 def explain_missing(exc: BaseException, overrides: Sequence[str]) -> str | None:

@@ -53,7 +53,9 @@ def parse(overrides: tuple[str, ...]) -> tuple[Override, ...]:
 def check_overrides(root: Path, overrides: Sequence[str], *, sweep: bool = False) -> None:
     """Refuse, before anything is composed or run, every override that could not take effect."""
     seen: dict[str, str] = {}
-    for o in parse(tuple(overrides)):
+    parsed = parse(tuple(overrides))
+    markets = _chosen_markets(root, parsed)
+    for o in parsed:
         key = o.key_or_group + (f"@{o.package}" if o.package is not None else "")
         if key in seen:
             raise OverrideError(f"{key} is given twice ({seen[key]!r} and {o.input_line!r}): only the last "
@@ -69,7 +71,20 @@ def check_overrides(root: Path, overrides: Sequence[str], *, sweep: bool = False
         if o.key_or_group in GROUPS or "/" in o.key_or_group:
             _check_group(root, o)
         else:
-            _check_key(o)
+            _check_key(o, markets)
+
+
+def _chosen_markets(root: Path, parsed: Sequence[Override]) -> tuple[type, ...]:
+    """The market schemas a `market=` override on the command line picks (it wins over every
+    default); without one, or when unsure, all of them (check_composed then sees the real one)."""
+    by_kind = {m.kind: m for m in MARKETS}  # type: ignore[attr-defined]
+    for o in parsed:
+        if o.key_or_group == "market" and o.type is OverrideType.CHANGE and o.package is None:
+            values = list(o._value.list) if isinstance(o._value, ChoiceSweep) else [o._value]
+            kinds = [by_kind.get(str(v)) for v in values]
+            if not o.is_sweep_override() or isinstance(o._value, ChoiceSweep):
+                return tuple(k for k in MARKETS if k in kinds) if all(kinds) else MARKETS
+    return MARKETS
 
 
 def _check_group(root: Path, o: Override) -> None:
@@ -150,7 +165,7 @@ def _kind(tp: Any) -> str:
     return "value"
 
 
-def _check_key(o: Override) -> None:
+def _check_key(o: Override, markets: tuple[type, ...] = MARKETS) -> None:
     if not o.key_or_group:
         raise OverrideError(f"{o.input_line}: an override needs a key (key=value)")
     segs = o.key_or_group.split(".")
@@ -169,7 +184,7 @@ def _check_key(o: Override) -> None:
                 hints = _hints(t)
                 fields += [f for f in hints if f not in fields]
                 if seg in hints:
-                    nxt += list(MARKETS) if (t is RootConfig and seg == "market") else [hints[seg]]
+                    nxt += list(markets) if (t is RootConfig and seg == "market") else [hints[seg]]
             elif kind == "map":
                 nxt.append(typing.get_args(t)[1])
             elif kind == "list":
@@ -180,7 +195,7 @@ def _check_key(o: Override) -> None:
         if not nxt:
             if kinds == {"value"}:
                 raise OverrideError(f"{o.input_line}: {here} is a single value, it has no key '{seg}'")
-            raise OverrideError(_unknown_key(o, segs, i, fields))
+            raise OverrideError(_unknown_key(o, segs, i, fields, markets))
         parent_kind = "map" if kinds == {"map"} else "list" if kinds == {"list"} else "schema"
         types = nxt
     key = o.key_or_group
@@ -200,19 +215,31 @@ def _plain(o: Override, key: str | None = None) -> str:
     return f"{key or o.key_or_group}={value}"
 
 
-def _unknown_key(o: Override, segs: list[str], i: int, fields: list[str]) -> str:
+def _unknown_key(o: Override, segs: list[str], i: int, fields: list[str],
+                 markets: tuple[type, ...] = MARKETS) -> str:
     here = ".".join(segs[:i]) or "the config root"
     seg = segs[i]
-    close = _closest(seg, fields)
+    close, other = _closest(seg, fields), ""
     if close:
         fixed = ".".join([*segs[:i], close, *segs[i + 1:]])
         hint = f"did you mean {_plain(o, fixed)}?"
     else:
         elsewhere = [p for p in _schema_paths() if p.rsplit(".", 1)[-1] == segs[-1]]
-        hint = (f"did you mean {_plain(o, elsewhere[0])}?" if len(elsewhere) == 1
-                else f"keys of {here}: {', '.join(sorted(fields))}")
+        other = _other_markets(markets[0], seg) if segs[0] == "market" and i == 1 and len(markets) == 1 else ""
+        hint = (f"did you mean {_plain(o, elsewhere[0])}?" if len(elsewhere) == 1 and not other
+                else other or f"keys of {here}: {', '.join(sorted(fields))}")
+    if other:
+        return f"{o.input_line}: {here} (market={markets[0].kind}) has no key '{seg}'; {hint}"  # type: ignore[attr-defined]
     return f"{o.input_line}: {here} has no key '{seg}' (no schema in src/config/schema.py defines " \
            f"{o.key_or_group}); {hint}"
+
+
+def _other_markets(t: type, key: str) -> str:
+    """For a market key of another market option: which option has it."""
+    if t not in MARKETS:
+        return ""
+    has = [m.kind for m in MARKETS if m is not t and key in _hints(m)]  # type: ignore[attr-defined]
+    return f"'{key}' belongs to market={' or market='.join(has)}" if has else ""
 
 
 @lru_cache(maxsize=1)
