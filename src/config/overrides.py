@@ -54,7 +54,7 @@ def check_overrides(root: Path, overrides: Sequence[str], *, sweep: bool = False
     """Refuse, before anything is composed or run, every override that could not take effect."""
     seen: dict[str, str] = {}
     parsed = parse(tuple(overrides))
-    markets = _chosen_markets(root, parsed)
+    markets = _chosen_markets(parsed)
     for o in parsed:
         key = o.key_or_group + (f"@{o.package}" if o.package is not None else "")
         if key in seen:
@@ -74,7 +74,7 @@ def check_overrides(root: Path, overrides: Sequence[str], *, sweep: bool = False
             _check_key(o, markets)
 
 
-def _chosen_markets(root: Path, parsed: Sequence[Override]) -> tuple[type, ...]:
+def _chosen_markets(parsed: Sequence[Override]) -> tuple[type, ...]:
     """The market schemas a `market=` override on the command line picks (it wins over every
     default); without one, or when unsure, all of them (check_composed then sees the real one)."""
     by_kind = {m.kind: m for m in MARKETS}  # type: ignore[attr-defined]
