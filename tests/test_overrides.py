@@ -101,9 +101,9 @@ def test_deleting_a_map_entry_takes_effect(repo: Path) -> None:
 OPTIONS = [
     ("zone_profile=wdie", "did you mean zone_profile=wide?"),
     ("zone_profile=Wide", "did you mean zone_profile=wide?"),
-    ("universe=top11", "options: top10, top100, top20, top50"),
+    ("universe=top11", "available options in 'universe': top10, top100, top20, top50"),
     ("stage=d92-6", "'stage/d92-6'"),
-    ("market=live_schema", "options: live, replay, synthetic"),
+    ("market=live_schema", "available options in 'market': live, replay, synthetic"),
     ("stage=../config", "'stage/../config'"),
     ("+zone_profile=wide", "zone_profile=<default|tight|wide>"),
     ("zone_profile@x=wide", "zone_profile=<default|tight|wide>"),
@@ -120,6 +120,8 @@ def test_missing_group_option_is_refused_with_the_options(repo: Path, arg: str, 
     (("seed=1", "seed=2"), "seed is given twice"),
     (("hydra.job.chdir=true",), "sweeps only"),
     (("hydra/launcher=joblib",), "sweeps only"),
+    (("+hydra.callbacks.mark._target_=x.Mark",), "hydra.callbacks (mark)"),
+    (("hydra/callbacks=mark",), "hydra.callbacks (mark)"),
 ])
 def test_overrides_without_effect_on_a_single_run(repo: Path, args: tuple[str, ...], needle: str) -> None:
     refused(repo, *args, needle=needle)

@@ -62,6 +62,10 @@ def check_overrides(root: Path, overrides: Sequence[str], *, sweep: bool = False
                                 "would take effect; give it once")
         seen[key] = o.input_line
         if o.key_or_group == "hydra" or o.key_or_group.startswith(("hydra.", "hydra/")):
+            if not sweep and o.key_or_group.startswith(("hydra.callbacks", "hydra/callbacks")):
+                name = o.key_or_group.split(".")[2] if o.key_or_group.count(".") >= 2 else _show(o._value)
+                raise OverrideError(f"hydra.callbacks ({name}): Hydra callbacks are called in sweeps only: run it "
+                                    "as a one-job sweep (python -m src.run -m ...) or drop them")
             if not sweep:
                 raise OverrideError(f"{o.input_line}: Hydra's own settings have no effect on a single run; "
                                     "they apply to sweeps only (python -m src.run -m ...)")
@@ -108,8 +112,9 @@ def _check_group(root: Path, o: Override) -> None:
     for v in values:
         if not isinstance(v, str) or not _OPTION_RE.fullmatch(v) or ".." in v.split("/") \
                 or not (root / "conf" / group / f"{v}.yaml").is_file():
-            raise OverrideError(f"{group}={_show(v)}: no option '{group}/{_show(v)}' (no conf/{group}/"
-                                f"{_show(v)}.yaml); options: {', '.join(options)}{_did_you_mean(v, options, group + '=')}")
+            raise OverrideError(f"{group}={_show(v)}: no option '{group}/{_show(v)}' (no conf/{group}/{_show(v)}"
+                                f".yaml); available options in '{group}': {', '.join(options)}"
+                                f"{_did_you_mean(v, options, group + '=')}")
 
 
 def _show(v: Any) -> str:
