@@ -154,6 +154,12 @@ def multirun(argv: list[str]) -> int:
     except RepoRootError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    try:  # every override takes effect in every job or the sweep is refused before any job runs
+        from src.config.loader import check_command_line
+        check_command_line(root, overrides, sweep=True)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     launcher = launcher_of(overrides)
     sweep_id = new_run_id("sweep", launcher if re.fullmatch(r"[A-Za-z0-9_]+", launcher) else "multirun")
     sweep_dir = root / LOGS_DIRNAME / "_sweeps" / sweep_id

@@ -28,7 +28,9 @@ STAGE = ("stage=d92-5", "universe.top_n=3", "stage.duration_s=120")
 
 
 def _cfg(*overrides: str):  # noqa: ANN202
-    return load_config([*STAGE, *overrides], REPO).cfg
+    """STAGE with `overrides` on top (a key given twice is refused, so theirs replaces STAGE's)."""
+    keys = {o.split("=", 1)[0] for o in overrides}
+    return load_config([*(s for s in STAGE if s.split("=", 1)[0] not in keys), *overrides], REPO).cfg
 
 
 def _synthetic(cfg):  # noqa: ANN001, ANN202

@@ -17,12 +17,14 @@ from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from src.config.schema import RootConfig, register_configs
+from src.config.composed import check_composed, explain_missing, unknown_key_hint
+from src.config.overrides import GROUPS, OverrideError, check_overrides
+from src.config.schema import (LiveMarketConfig, ReplayMarketConfig, RootConfig, SyntheticMarketConfig,
+                               register_configs)
 from src.config.validate import validate
 from src.runs import paths
 
 CONFIG_NAME = "config"
-GROUPS = ("stage", "symbols", "universe", "zone_profile", "market", "costs")
 
 
 class ConfigError(ValueError):
@@ -73,6 +75,7 @@ def one_line(exc: BaseException) -> str:
         cur = cur.__cause__ or cur.__context__
     msg = " | ".join(parts)
     msg = msg.split("Config search path:")[0]
+    msg = re.sub(r"\s*To append to your config use \+\S*", "", msg)  # never a '+' for a key no schema has
     msg = re.sub(r"Available options in '([^']+)':\s*((?:\n\s*\S+)+)",
                  lambda m: f"available options in '{m.group(1)}': " + ", ".join(m.group(2).split()), msg)
     msg = re.sub(r"\s*\n\s*", "; ", msg.strip())
@@ -80,8 +83,20 @@ def one_line(exc: BaseException) -> str:
     return msg.strip(" ;|")
 
 
+def check_command_line(root: Path, overrides: Sequence[str], *, sweep: bool = False) -> None:
+    """Refuse every override that could not take effect (see overrides.py), before composing."""
+    try:
+        check_overrides(root, overrides, sweep=sweep)
+    except OverrideError as exc:
+        raise ConfigError(str(exc)) from exc
+    except (HydraException, OmegaConfBaseException, ValueError, TypeError) as exc:  # Hydra's parser
+        _reraise_interrupt(exc)
+        raise ConfigError(one_line(exc)) from exc
+
+
 def compose_config(root: Path, overrides: Sequence[str]) -> tuple[DictConfig, dict[str, str]]:
     """Compose conf/ with Hydra's compose API; returns the config and the group choices."""
+    check_command_line(root, overrides)
     register_schemas()
     GlobalHydra.instance().clear()
     try:
@@ -95,7 +110,7 @@ def compose_config(root: Path, overrides: Sequence[str]) -> tuple[DictConfig, di
                           f"{exc.start}): save it as UTF-8") from exc
     except (HydraException, OmegaConfBaseException, ValueError, TypeError) as exc:
         _reraise_interrupt(exc)
-        raise ConfigError(one_line(exc)) from exc
+        raise ConfigError(explain_missing(exc, overrides) or one_line(exc) + unknown_key_hint(exc)) from exc
     finally:
         GlobalHydra.instance().clear()
     if cfg.hydra.callbacks:  # Hydra calls callbacks from its own run/sweep loop; a single run has none
@@ -144,13 +159,17 @@ class _open:
 def from_composed(root: Path, cfg: DictConfig, choices: dict[str, str], overrides: Sequence[str]) -> LoadedConfig:
     """Resolve, convert to typed objects and validate a composed config."""
     try:
+        check_composed(cfg, overrides, choices)
+    except (OverrideError, HydraException) as exc:
+        raise ConfigError(one_line(exc)) from exc
+    try:
         resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True, enum_to_str=True)
         typed = OmegaConf.to_object(cfg)
     except (OmegaConfBaseException, ValueError, TypeError) as exc:
         _reraise_interrupt(exc)
         raise ConfigError(one_line(exc)) from exc
     assert isinstance(typed, RootConfig) and isinstance(resolved, dict)
-    problems = validate(typed)
+    problems = validate(typed, zone_profile_file=f"conf/zone_profile/{choices.get('zone_profile', '?')}.yaml")
     if problems:
         more = f" (and {len(problems) - 1} more: {'; '.join(problems[1:])})" if len(problems) > 1 else ""
         raise ConfigError(problems[0] + more)

@@ -1,15 +1,20 @@
 """Value checks Hydra's type checks cannot make; each problem names its key and what is allowed."""
 from __future__ import annotations
 
+import difflib
 import math
 import re
+import unicodedata
 from typing import Any
 
 from src.config.schema import (ClockKind, LiveFxKind, LiveMarketConfig, Op, ReplayMarketConfig, RootConfig,
                                SyntheticMarketConfig, ZoneProfileConfig)
 
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-_NAMESPACE_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+# Patterns are applied with fullmatch: `re.match("...$")` accepts a final newline ("d92-5\n").
+_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_SYMBOL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
+_METRIC_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*")
+_NAMESPACE_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
 MAX_TICKS = 50_000_000  # 100 symbols x 24 h at 1 s is 8.64 M symbol-ticks
 
 
@@ -24,17 +29,17 @@ def _num(problems: list[str], key: str, value: float, *, lo: float | None = None
         problems.append(f"{key}={value!r}: must be <= {hi:g}")
 
 
-def validate(cfg: RootConfig) -> list[str]:
+def validate(cfg: RootConfig, zone_profile_file: str = "the zone-profile file") -> list[str]:
     """Return every problem found (empty when the config is usable)."""
     p: list[str] = []
     if cfg.seed < 0 or cfg.seed >= 2**63:
         p.append(f"seed={cfg.seed}: must be an integer in [0, 2**63)")
     for key, value in (("stage.id", cfg.stage.id), ("run.id", cfg.run.id)):
-        if value is not None and (not _ID_RE.match(str(value)) or ".." in str(value)):
+        if value is not None and (not _ID_RE.fullmatch(str(value)) or ".." in str(value)):
             p.append(f"{key}={value!r}: must be 1-128 letters, digits, '.', '_' or '-' "
                      "starting with a letter or digit, without '..' or '/' (it names a folder under logs/)")
     ns = cfg.run.dvc_namespace
-    if ns is not None and not _NAMESPACE_RE.match(str(ns)):
+    if ns is not None and not _NAMESPACE_RE.fullmatch(str(ns)):
         p.append(f"run.dvc_namespace={ns!r}: must be 1-64 letters, digits, '_' or '-' starting with a letter "
                  "(one key: DVC joins nested keys with '.')")
     st = cfg.stage
@@ -49,6 +54,9 @@ def validate(cfg: RootConfig) -> list[str]:
         dup = sorted({n for n in names if names.count(n) > 1})
         p.append(f"symbols.ranked: duplicate symbols {dup}")
     for i, s in enumerate(cfg.symbols.ranked):
+        if not _SYMBOL_RE.fullmatch(s.symbol):
+            p.append(f"symbols.ranked[{i}].symbol={s.symbol!r}: must be 1-32 ASCII letters, digits, '.', '_' "
+                     "or '-' (a ticker like BTC)")
         _num(p, f"symbols.ranked[{i}].usd_price ({s.symbol})", s.usd_price, lo=0, lo_open=True)
     if cfg.universe.top_n < 1 or cfg.universe.top_n > len(names):
         p.append(f"universe.top_n={cfg.universe.top_n}: must be between 1 and {len(names)}, "
@@ -56,6 +64,7 @@ def validate(cfg: RootConfig) -> list[str]:
     universe = names[: max(cfg.universe.top_n, 0)]
 
     _check_zone_profile(p, cfg.zone_profile, universe)
+    _check_mapped_symbols(p, cfg.zone_profile, names, zone_profile_file, f"conf/symbols/{cfg.symbols.name}.yaml")
     if isinstance(cfg.market, SyntheticMarketConfig):
         _check_synthetic(p, cfg.market)
     elif isinstance(cfg.market, ReplayMarketConfig):
@@ -92,7 +101,7 @@ def _check_acceptance(p: list[str], cfg: RootConfig) -> None:
         if not rule.metrics:
             p.append(f"{key}.metrics: must name at least one metric")
         for m in rule.metrics:
-            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$", m):
+            if not _METRIC_RE.fullmatch(m):
                 p.append(f"{key}.metrics: {m!r} is not a dotted metric name like kpi.round_trips")
         if rule.op in (Op.ge, Op.gt, Op.le, Op.lt, Op.eq, Op.ne):
             if not isinstance(rule.value, (int, float)) or isinstance(rule.value, bool):
@@ -141,6 +150,41 @@ def _check_zone_profile(p: list[str], zp: ZoneProfileConfig, universe: list[str]
                      "and zone_profile.fallback is not set: map them or add a fallback")
 
 
+# Letters that look like Latin capitals (Cyrillic, Greek): a mapping for 'ВТС' is a typo of 'BTC'.
+_LOOKALIKE = str.maketrans("АВЕКМНОРСТУХІЅЈАΒΕΖΗΙΚΜΝΟΡΤΥΧ", "ABEKMHOPCTYXISJABEZHIKMNOPTYX")
+
+
+def _skeleton(name: str) -> str:
+    return unicodedata.normalize("NFKC", name).strip().upper().translate(_LOOKALIKE)
+
+
+def _check_mapped_symbols(p: list[str], zp: ZoneProfileConfig, names: list[str], zp_file: str,
+                          sym_file: str) -> None:
+    """A mapping for a symbol the symbol list does not hold would never apply (the symbol
+    would silently take the fallback): refuse it, with the symbol it most likely meant."""
+    by_skeleton = {_skeleton(n): n for n in names}
+    for key in zp.symbols:
+        if key in names:
+            continue
+        close = by_skeleton.get(_skeleton(key)) or _closest(_skeleton(key), names)
+        odd = [f"U+{ord(c):04X}" for c in key if not (c.isascii() and c.isalnum())]
+        hint = f"did you mean {close!r}? " if close else ""
+        shown = ", ".join(names[:12]) + (f", ... ({len(names)} in all)" if len(names) > 12 else "")
+        p.append(f"{zp_file}: zone_profile.symbols.{key!r} is not a symbol of {sym_file}"
+                 f"{' (holds ' + ' '.join(odd) + ')' if odd else ''}; {hint}allowed: {shown}")
+
+
+def _closest(word: str, names: list[str]) -> str | None:
+    """The closest name (difflib ratio >= 0.6); among equally close ones the first listed
+    (the list is ranked by volume, so XBT means BTC rather than XTZ)."""
+    best, score = None, 0.6
+    for n in names:
+        r = difflib.SequenceMatcher(None, word, n.upper()).ratio()
+        if r > score + 1e-12 or (best is None and r >= score):
+            best, score = n, r
+    return best
+
+
 def _check_synthetic(p: list[str], m: SyntheticMarketConfig) -> None:
     k = "market"
     _num(p, f"{k}.fx_krw_per_usd", m.fx_krw_per_usd, lo=0, lo_open=True)
@@ -170,7 +214,7 @@ def _check_replay(p: list[str], m: ReplayMarketConfig) -> None:
     _check_book(p, "market", m.book_levels, m.level_step_bps, m.level_growth)
 
 
-_VENUE_RE = re.compile(r"^[a-z][a-z0-9]{1,31}$")
+_VENUE_RE = re.compile(r"[a-z][a-z0-9]{1,31}")
 
 
 def _check_live(p: list[str], m: LiveMarketConfig, clock: ClockKind) -> None:
@@ -181,17 +225,17 @@ def _check_live(p: list[str], m: LiveMarketConfig, clock: ClockKind) -> None:
     venues = [("krw_venue", m.krw_venue), ("usdt_venue", m.usdt_venue)]
     if m.fx_kind is LiveFxKind.venue:
         venues.append(("fx_venue", m.fx_venue))
-        if not re.match(r"^[A-Z0-9]+/[A-Z0-9]+$", m.fx_symbol):
+        if not re.fullmatch(r"[A-Z0-9]+/[A-Z0-9]+", m.fx_symbol):
             p.append(f"{k}.fx_symbol={m.fx_symbol!r}: must be a ccxt symbol like USDT/KRW")
     else:
         _num(p, f"{k}.fx_krw_per_usd", m.fx_krw_per_usd, lo=0, lo_open=True)
     for name, v in venues:
-        if not _VENUE_RE.match(v):
+        if not _VENUE_RE.fullmatch(v):
             p.append(f"{k}.{name}={v!r}: must be a ccxt exchange id (lower-case letters and digits, e.g. upbit)")
     for name, url in m.api_urls.items():
         if name not in {v for _, v in venues}:
             p.append(f"{k}.api_urls.{name}: not one of the venues in use ({', '.join(sorted({v for _, v in venues}))})")
-        if not re.match(r"^https?://[^\s/]+", str(url)):
+        if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", str(url)):
             p.append(f"{k}.api_urls.{name}={url!r}: must be an http(s) base URL like http://127.0.0.1:8080")
     real = sorted({v for _, v in venues} - set(m.api_urls))
     if not m.rate_limit and real:

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 LOGS_DIRNAME = "logs"
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # fullmatch: "$" would accept a final "\n"
 
 
 class RepoRootError(ValueError):
@@ -33,7 +33,7 @@ class RunPathError(ValueError):
 
 def check_id(kind: str, value: str) -> str:
     """Return `value` if it is a safe single path component, else raise RunPathError."""
-    if not isinstance(value, str) or not _ID_RE.match(value) or ".." in value:
+    if not isinstance(value, str) or not _ID_RE.fullmatch(value) or ".." in value:
         raise RunPathError(
             f"{kind}={value!r} is not allowed: use 1-128 characters of letters, digits, "
             "'.', '_' or '-', starting with a letter or digit, without '..' or '/'"

@@ -119,6 +119,19 @@ CASES: list[Bad] = [
     B("append-existing-key", "+seed=1", needle="seed"),
     B("delete-stage", "~stage", needle="stage"),
     B("sweep-without-m", "seed=1,2", needle="--multirun"),
+    # -- overrides that would have no effect (tests/test_overrides.py has the CLI cases) -------
+    B("append-unknown-key", "+costs.fee=1", needle="costs has no key 'fee'", sample=True),
+    B("force-add-unknown-nested-key", "++zone_profile.profiles.alt_strict.zones.0.tp=1", needle="tp_bps"),
+    B("force-add-key-of-another-market", "++market.krw_venue=upbit", needle="market=synthetic"),
+    B("typo-group-name", "zone_profle=wide", needle="did you mean zone_profile=wide?"),
+    B("delete-required-key", "~seed", needle="cannot be removed", sample=True),
+    B("delete-list-item", "~stage.acceptance.0", needle="cannot be removed"),
+    B("same-key-twice", "seed=1", "seed=2", needle="given twice"),
+    B("hydra-setting-single-run", "hydra.run.dir=/tmp/x", needle="sweeps only"),
+    B("run-id-final-newline", "run.id='x\n'", needle="run.id="),
+    B("zp-file-mapping-not-a-symbol", "zone_profile=bad_xbt", needle="did you mean 'BTC'?",
+      files={"conf/zone_profile/bad_xbt.yaml": "name: x\nprofiles:\n" + ZP_OK_PROFILE
+             + "symbols:\n  XBT: {strict: p, advisory: p}\n" + FALLBACK}),
     B("env-interpolation-unset", "seed=${oc.env:STRESS_SURELY_UNSET_VAR}", needle="STRESS_SURELY_UNSET_VAR"),
     B("interpolation-to-nowhere", "stage.duration_s=${nonexistent.key}", needle="nonexistent.key"),
     B("replay-without-path", "market=replay", needle="market.path"),
@@ -194,6 +207,10 @@ CASES: list[Bad] = [
              "  acceptance:\n    - {id: X, metrics: [kpi.round_trips], op: \"__import__('os').system('id')\"}\n"}),
     B("stage-file-unknown-key", "stage=bad_typo", needle="durration_s",
       files={"conf/stage/bad_typo.yaml": GLOBAL + "defaults:\n  - d92-5\n  - _self_\nstage:\n  durration_s: 5\n"}),
+    B("stage-file-typo-has-a-hint", "stage=bad_typo", needle="did you mean stage.duration_s?",
+      files={"conf/stage/bad_typo.yaml": GLOBAL + "defaults:\n  - d92-5\n  - _self_\nstage:\n  durration_s: 5\n"}),
+    B("stage-file-root-typo-has-a-hint", "stage=bad_rootkey", needle="did you mean zone_profile?",
+      files={"conf/stage/bad_rootkey.yaml": GLOBAL + "defaults:\n  - d92-5\n  - _self_\nzone_profle: wide\n"}),
     B("root-config-malformed", needle="config.yaml",
       files={"conf/config.yaml": "defaults:\n  - root_schema\n  - symbols: [default\n"}),
     B("root-config-unknown-option", needle="costs/nope",
@@ -365,7 +382,7 @@ def _int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 # key -> what must hold of its typed value whenever the loader accepts it (the rest of the
 # config at its defaults: stage d92-5, 600 s at 1 s ticks, top-10, default zone profile)
 LIMITS: dict[str, Callable[[Any], bool]] = {
@@ -389,7 +406,7 @@ LIMITS: dict[str, Callable[[Any], bool]] = {
     "zone_profile.profiles.major_advisory.zones.1.lo_bps": lambda v: _finite(v) and 70 <= v < 120,
     "zone_profile.profiles.major_advisory.soft_limit_s": lambda v: _finite(v) and 0 <= v <= 300,
     "stage.mode": lambda v: getattr(v, "value", None) in ("strict", "advisory"),
-    "run.id": lambda v: v is None or (isinstance(v, str) and bool(ID_RE.match(v)) and ".." not in v),
+    "run.id": lambda v: v is None or (isinstance(v, str) and bool(ID_RE.fullmatch(v)) and ".." not in v),
 }
 
 
