@@ -19,8 +19,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from src.config.composed import check_composed, explain_missing, unknown_key_hint
 from src.config.overrides import GROUPS, OverrideError, check_overrides
-from src.config.schema import (LiveMarketConfig, ReplayMarketConfig, RootConfig, SyntheticMarketConfig,
-                               register_configs)
+from src.config.schema import RootConfig, register_configs
 from src.config.validate import validate
 from src.runs import paths
 
