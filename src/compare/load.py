@@ -156,7 +156,8 @@ def read_folder(run_dir: Path, root: Path, label: str | None = None) -> RunRecor
     except (KeyError, TypeError, AttributeError, ValueError) as exc:  # a record too mis-shaped to describe
         return damaged(label, f"runtime_meta.json: malformed ({type(exc).__name__}: {exc})", meta)
     if record is None:  # every run writes its record before any result: this one was deleted
-        return damaged(label, "runtime_meta.json: missing (deleted after the run?)")
+        return damaged(label, "runtime_meta.json: missing (deleted after the run, or outputs restored "
+                       "by git/DVC without their record, which git does not track: `dvc repro` remakes it)")
     ver = verify_run(run_dir, record, prov if prov_p.exists() else None)
     status = _status(meta)
     try:
