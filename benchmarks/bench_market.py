@@ -7,7 +7,9 @@ Each measurement runs in a fresh subprocess that composes the config with the re
 and draws every chunk the engine would ask for (3600 ticks), writing nothing. Figures: wall
 and CPU seconds of generation alone, million symbol-ticks per second, peak RSS of the
 process. v1 is benchmarks/_synthetic_v1.py, the generator before cross-CPU bit-identity
-(numpy's exp/log and standard_normal); v2 is src/market/synthetic.py.
+(numpy's exp/log and standard_normal); v2 is src/market/synthetic.py with its compiled block
+generator (src/market/synth_jit.py, numba's import and the cache load included), "v2 numpy"
+the same generator's numpy path (same bits; what sessions below 200,000 symbol-ticks use).
 """
 from __future__ import annotations
 
@@ -36,7 +38,8 @@ def child(version: str, overrides: list[str]) -> dict:
         from src.market.synthetic import SyntheticMarket
     cfg = load_config(overrides, ROOT).cfg
     t0, c0 = time.perf_counter(), time.process_time()
-    market = SyntheticMarket(cfg.market, cfg.universe_specs, cfg.seed, cfg.stage.n_ticks, cfg.stage.tick_s)
+    kw = {} if version == "v1" else {"compiled": version == "v2"}
+    market = SyntheticMarket(cfg.market, cfg.universe_specs, cfg.seed, cfg.stage.n_ticks, cfg.stage.tick_s, **kw)
     ticks = sum(c.n for c in market.chunks(3600))
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     return {"version": version, "symbol_ticks": ticks * len(market.symbols), "wall_s": wall, "cpu_s": cpu,
@@ -54,7 +57,7 @@ def main() -> int:
         return 0
     overrides = QUICK if args.quick else FULL
     repeat = args.repeat or (1 if args.quick else 3)
-    runs: dict[str, list[dict]] = {"v1": [], "v2": []}
+    runs: dict[str, list[dict]] = {"v1": [], "v2-numpy": [], "v2": []}
     for _ in range(repeat):  # taking turns, so a burst of load on a shared machine hits both alike
         for version in runs:
             out = subprocess.run([sys.executable, __file__, "--child", version, *overrides], cwd=ROOT,
@@ -67,11 +70,12 @@ def main() -> int:
         m = {k: statistics.median(r[k] for r in rs) for k in ("wall_s", "cpu_s", "peak_rss_mb")}
         m["symbol_ticks"] = rs[0]["symbol_ticks"]
         med[version] = m
-        name = {"v1": "synthetic-v1", "v2": "synthetic-v2"}[version]
+        name = {"v1": "synthetic-v1", "v2-numpy": "v2 numpy", "v2": "synthetic-v2"}[version]
         print(f"{name:<14}{m['symbol_ticks'] / 1e6:>8.3f}{m['wall_s']:>9.3f}{m['cpu_s']:>9.3f}"
               f"{m['symbol_ticks'] / m['wall_s'] / 1e6:>9.2f}{m['peak_rss_mb']:>9.0f}")
     print(f"v2 / v1 speed: {med['v1']['wall_s'] / med['v2']['wall_s']:.2f}x wall, "
-          f"{med['v1']['cpu_s'] / med['v2']['cpu_s']:.2f}x cpu")
+          f"{med['v1']['cpu_s'] / med['v2']['cpu_s']:.2f}x cpu (v2 numpy path: "
+          f"{med['v1']['wall_s'] / med['v2-numpy']['wall_s']:.2f}x wall)")
     return 0
 
 

@@ -160,13 +160,16 @@ def _normals(s: int, words: np.ndarray, out: np.ndarray, pos: np.ndarray, cur: n
 
 @njit(**_OPTS)
 def block(mw: np.ndarray, rw: np.ndarray, have: np.ndarray, cap: np.ndarray, pool0: int, tabs: tuple,
-          p: np.ndarray, jump_thr: int, apow: np.ndarray, sym: np.ndarray, fx: np.ndarray, out: np.ndarray) -> int:
+          p: np.ndarray, jump_thr: int, apow: np.ndarray, sym: np.ndarray, fx: np.ndarray, work: np.ndarray,
+          out: np.ndarray) -> int:
     """One block for every symbol (pools start with pool0 words). mw[s]: the symbol's 5*B main words (price, premium,
     jump, usdt depth, krw depth); rw[s]: its first have[s] retry words; sym[s] = (usd,
     y, premium mean, usdt half, krw half, depth usd); p = (sigma, 0.5*sigma*sigma,
-    innov_sd, jump_sd, noise, log_shift). Writes out[f, t, s] for f = px, usdt bid/ask,
-    krw bid/ask, usdt/krw size, and the carried usd, y to sym[s, 6:8]; returns -1, or
-    the first symbol whose pool must grow to cap[s] words (then nothing is final)."""
+    innov_sd, jump_sd, noise, log_shift). Writes out[f, t, s] for f = usdt bid/ask, krw
+    bid/ask, usdt/krw size, and the carried usd, y to sym[s, 6:8]; returns -1, or
+    the first symbol whose pool must grow to cap[s] words (then nothing is final).
+    work: (4, symbols, B) scratch, symbol-major (a symbol's ticks are contiguous while its
+    sequential recursions run): price, premium deviation, the two depth normals."""
     kt, wt, ft, tf, p2, c = tabs
     n_sym = mw.shape[0]
     b = fx.shape[0]
@@ -176,7 +179,7 @@ def block(mw: np.ndarray, rw: np.ndarray, have: np.ndarray, cap: np.ndarray, poo
     cur = np.empty(b, np.int64)
     col = np.empty(b)
     z = np.empty(b)
-    px = out[0]
+    px = work[0]
     taylor = True
     lo, hi = -1.0 / 256.0, 1.0 / 256.0
     for s in range(n_sym):  # price normals of every symbol first: the growth is chosen over the block
@@ -185,7 +188,7 @@ def block(mw: np.ndarray, rw: np.ndarray, have: np.ndarray, cap: np.ndarray, poo
         for t in range(b):
             v = col[t] * p[0]
             v -= p[1]
-            px[t, s] = v
+            px[s, t] = v
             if not (v >= lo and v <= hi):
                 taylor = False
     scan = apow.shape[0]
@@ -194,7 +197,7 @@ def block(mw: np.ndarray, rw: np.ndarray, have: np.ndarray, cap: np.ndarray, poo
     for s in range(n_sym):
         prev = sym[s, 0]
         for t in range(b):
-            v = px[t, s]
+            v = px[s, t]
             if taylor:
                 q = v * (1.0 / 120.0)
                 q += 1.0 / 24.0
@@ -209,7 +212,7 @@ def block(mw: np.ndarray, rw: np.ndarray, have: np.ndarray, cap: np.ndarray, poo
             else:
                 q = exp1(v, tf, p2, c)
             prev = prev * q if t > 0 else q * sym[s, 0]
-            px[t, s] = prev
+            px[s, t] = prev
         sym[s, 6] = prev
         # premium shock, then jumps (sizes from the retry pool), then the OU recursion
         if not _normals(s, mw[s, b:2 * b], col, pos, cur, rw, ptr, cap, have, kt, wt, ft, tf, p2, c):
@@ -258,28 +261,32 @@ def block(mw: np.ndarray, rw: np.ndarray, have: np.ndarray, cap: np.ndarray, poo
                 col[b0 + k] = v
             y = a_scan * y + z[b0 + scan - 1]
         sym[s, 7] = y
-        mean, uh, kh = sym[s, 2], sym[s, 3], sym[s, 4]
-        u_lo, u_hi, k_lo, k_hi = 1.0 - uh, 1.0 + uh, 1.0 - kh, 1.0 + kh
         for t in range(b):
-            prem = col[t] + mean
+            work[1, s, t] = col[t]
+        for f in range(2):  # depth normals: usdt, then krw
+            if not _normals(s, mw[s, (3 + f) * b:(4 + f) * b], work[2 + f, s], pos, cur, rw, ptr, cap, have, kt,
+                            wt, ft, tf, p2, c):
+                return s
+    # books and depth, tick by tick: the outputs are written in their (tick, symbol) order and
+    # the symbol-major work read across (8 ticks share a cache line)
+    for t in range(b):
+        ft_ = fx[t]
+        for s in range(n_sym):
+            prem = work[1, s, t] + sym[s, 2]
             prem *= 1e-4
             prem += 1.0
-            x = px[t, s]
-            mid = x * fx[t]
+            x = px[s, t]
+            mid = x * ft_
             mid *= prem
-            out[1, t, s] = x * u_lo
-            out[2, t, s] = x * u_hi
-            out[3, t, s] = mid * k_lo
-            out[4, t, s] = mid * k_hi
-        for f in range(2):  # depth: usdt, then krw
-            if not _normals(s, mw[s, (3 + f) * b:(4 + f) * b], col, pos, cur, rw, ptr, cap, have, kt, wt, ft,
-                            tf, p2, c):
-                return s
-            for t in range(b):
-                v = col[t] * p[4]
+            out[0, t, s] = x * (1.0 - sym[s, 3])
+            out[1, t, s] = x * (1.0 + sym[s, 3])
+            out[2, t, s] = mid * (1.0 - sym[s, 4])
+            out[3, t, s] = mid * (1.0 + sym[s, 4])
+            for f in range(2):
+                v = work[2 + f, s, t] * p[4]
                 v += p[5]
                 v = exp1(v, tf, p2, c)
                 v *= sym[s, 5]
-                v /= px[t, s]
-                out[5 + f, t, s] = v
+                v /= x
+                out[4 + f, t, s] = v
     return -1

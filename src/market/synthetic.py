@@ -202,6 +202,7 @@ class SyntheticMarket:
         jump_thr = min(k["jump_thr"], 1 << 32)  # every word is below 2**32: all jump, as the numpy path
         fx_now = spec.fx_krw_per_usd
         cap = np.empty(n_sym, dtype=np.int64)
+        work = np.empty((4, n_sym, g_len))  # the kernel's scratch, reused by every block
         while True:
             mw = np.empty((n_sym, 5 * g_len), dtype=np.uint32)
             for s, g in enumerate(main):  # price, premium, jump, usdt depth, krw depth words, in stream order
@@ -211,9 +212,9 @@ class SyntheticMarket:
                 rw[s] = words_of(g.bit_generator.random_raw(_POOL))
             have = np.full(n_sym, 2 * _POOL, dtype=np.int64)
             fx, fx_now = _fx_block(spec, fx_main, fx_retry, fx_now, k["fx_sd"], g_len)
-            out = np.empty((7, g_len, n_sym))
+            out = np.empty((6, g_len, n_sym))
             while (short := synth_jit.block(mw, rw, have, cap, 2 * _POOL, tabs, p, jump_thr, k["apow"], sym, fx,
-                                            out)) >= 0:
+                                            work, out)) >= 0:
                 # symbol `short` needs cap[short] retry words, as the numpy pool would have drawn: draw, rerun
                 extra = int(cap[short] - have[short]) // 2
                 if cap[short] > rw.shape[1]:
@@ -222,8 +223,8 @@ class SyntheticMarket:
                 have[short] = cap[short]
             assert np.array_equal(cap, have), "retry streams out of step with the numpy path"
             sym[:, 0], sym[:, 1] = sym[:, 6], sym[:, 7]
-            yield {"fx": fx, "usdt_bid": out[1], "usdt_ask": out[2], "krw_bid": out[3], "krw_ask": out[4],
-                   "usdt_size": out[5], "krw_size": out[6]}
+            yield {"fx": fx, "usdt_bid": out[0], "usdt_ask": out[1], "krw_bid": out[2], "krw_ask": out[3],
+                   "usdt_size": out[4], "krw_size": out[5]}
 
 
 def _fx_block(spec: SyntheticMarketConfig, fx_main: np.random.Generator, fx_retry: np.random.Generator,
