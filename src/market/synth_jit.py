@@ -290,3 +290,17 @@ def block(mw: np.ndarray, rw: np.ndarray, have: np.ndarray, cap: np.ndarray, poo
                 v /= x
                 out[4 + f, t, s] = v
     return -1
+
+
+def warm_up() -> None:
+    """Load (the first time ever, compile) `block` with tiny inputs of the real types, so a
+    run can do it in a thread while it records provenance (src/runs/execute.py)."""
+    from src.market import detmath, ziggurat
+
+    b, n = 60, 1
+    words = np.arange(5 * b * n, dtype=np.uint32).reshape(n, 5 * b) * np.uint32(2654435761)
+    rw = (np.arange(1024 * n, dtype=np.uint32) * np.uint32(2246822519)).reshape(n, 1024)
+    sym = np.ones((n, 8))
+    block(words, rw, np.full(n, 1024, dtype=np.int64), np.empty(n, dtype=np.int64), 1024,
+          (*ziggurat.tables(), *detmath.jit_tables()), np.full(6, 1e-3), 1 << 20, np.full(b, 0.5), sym,
+          np.ones(b), np.empty((4, n, b)), np.empty((6, b, n)))
