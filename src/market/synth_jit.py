@@ -263,10 +263,23 @@ def block(mw: np.ndarray, rw: np.ndarray, have: np.ndarray, cap: np.ndarray, poo
         sym[s, 7] = y
         for t in range(b):
             work[1, s, t] = col[t]
-        for f in range(2):  # depth normals: usdt, then krw
-            if not _normals(s, mw[s, (3 + f) * b:(4 + f) * b], work[2 + f, s], pos, cur, rw, ptr, cap, have, kt,
+        for f in range(2):  # depth: usdt, then krw; the lognormal factor exp(noise*z - noise**2/2)
+            d = work[2 + f, s]
+            if not _normals(s, mw[s, (3 + f) * b:(4 + f) * b], d, pos, cur, rw, ptr, cap, have, kt,
                             wt, ft, tf, p2, c):
                 return s
+            inside = True
+            for t in range(b):
+                v = d[t] * p[4]
+                v += p[5]
+                d[t] = v
+                inside &= v >= -708.0 and v <= 708.0
+            if inside:  # branch-free: LLVM may vectorise it (the same IEEE operations per element)
+                for t in range(b):
+                    d[t] = exp_core(d[t], tf, p2, c)
+            else:
+                for t in range(b):
+                    d[t] = exp1(d[t], tf, p2, c)
     # books and depth, tick by tick: the outputs are written in their (tick, symbol) order and
     # the symbol-major work read across (8 ticks share a cache line)
     for t in range(b):
@@ -283,10 +296,7 @@ def block(mw: np.ndarray, rw: np.ndarray, have: np.ndarray, cap: np.ndarray, poo
             out[2, t, s] = mid * (1.0 - sym[s, 4])
             out[3, t, s] = mid * (1.0 + sym[s, 4])
             for f in range(2):
-                v = work[2 + f, s, t] * p[4]
-                v += p[5]
-                v = exp1(v, tf, p2, c)
-                v *= sym[s, 5]
+                v = work[2 + f, s, t] * sym[s, 5]
                 v /= x
                 out[4 + f, t, s] = v
     return -1
