@@ -203,13 +203,14 @@ class SyntheticMarket:
         fx_now = spec.fx_krw_per_usd
         cap = np.empty(n_sym, dtype=np.int64)
         work = np.empty((4, n_sym, g_len))  # the kernel's scratch, reused by every block
+        mw64 = np.empty((n_sym, 5 * g_len // 2), dtype=np.uint64)  # random draws: reused too
+        rw64 = np.empty((n_sym, _POOL), dtype=np.uint64)
         while True:
-            mw = np.empty((n_sym, 5 * g_len), dtype=np.uint32)
             for s, g in enumerate(main):  # price, premium, jump, usdt depth, krw depth words, in stream order
-                mw[s] = words_of(g.bit_generator.random_raw(5 * g_len // 2))
-            rw = np.empty((n_sym, 2 * _POOL), dtype=np.uint32)
+                mw64[s] = g.bit_generator.random_raw(5 * g_len // 2)
             for s, g in enumerate(retry):
-                rw[s] = words_of(g.bit_generator.random_raw(_POOL))
+                rw64[s] = g.bit_generator.random_raw(_POOL)
+            mw, rw = words_of(mw64), words_of(rw64)  # views (a copy on a big-endian machine)
             have = np.full(n_sym, 2 * _POOL, dtype=np.int64)
             fx, fx_now = _fx_block(spec, fx_main, fx_retry, fx_now, k["fx_sd"], g_len)
             out = np.empty((6, g_len, n_sym))
