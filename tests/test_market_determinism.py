@@ -178,10 +178,11 @@ def test_no_dispatch_dependent_numpy_or_libm_call_in_the_market_math() -> None:
     function, no float power and no SIMD float reduction (read from their syntax tree)."""
     banned_attr = {"exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "power", "float_power", "sin", "cos",
                    "tan", "tanh", "arctan", "arctan2", "hypot", "pow", "sum", "mean", "dot", "prod", "std", "var",
-                   "matmul", "einsum", "nansum", "average", "trapz", "cumprod"}
+                   "matmul", "einsum", "nansum", "average", "trapz", "cumprod", "fma"}
     banned_method = {"standard_normal", "normal", "exponential", "standard_exponential", "lognormal", "gamma",
                      "random", "sum", "mean", "dot", "prod", "std", "var"}
-    files = ["src/market/synthetic.py", "src/market/ziggurat.py", "src/market/book.py", "src/market/tape.py",
+    files = ["src/market/synthetic.py", "src/market/ziggurat.py", "src/market/synth_jit.py", "src/market/book.py",
+             "src/market/tape.py",
              "src/engine/fills.py", "src/engine/exits.py", "src/engine/kpi.py", "src/runs/plotdata.py"]
     for rel in files:
         found = []
@@ -193,4 +194,15 @@ def test_no_dispatch_dependent_numpy_or_libm_call_in_the_market_math() -> None:
                     found.append(f"line {node.lineno}: {node.value.id}.{node.attr}")
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in banned_method:
                 found.append(f"line {node.lineno}: .{node.func.attr}()")
+            # Numba (synth_jit.py): fastmath would let LLVM contract a*b+c into an FMA and reassociate sums
+            if isinstance(node, ast.keyword) and node.arg == "fastmath" and not _false(node.value):
+                found.append(f"line {node.value.lineno}: fastmath")
+            if isinstance(node, ast.Dict):
+                for k, v in zip(node.keys, node.values):
+                    if isinstance(k, ast.Constant) and k.value == "fastmath" and not _false(v):
+                        found.append(f"line {v.lineno}: fastmath")
         assert not found, f"{rel}: {found}"
+
+
+def _false(node: ast.AST) -> bool:
+    return isinstance(node, ast.Constant) and node.value is False

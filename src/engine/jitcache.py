@@ -24,7 +24,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 # every file the njit code compiles from
-KERNEL_SOURCES = tuple(Path(__file__).resolve().with_name(f) for f in ("kernel.py", "kernel_json.py"))
+KERNEL_SOURCES = tuple(Path(__file__).resolve().with_name(f) for f in ("kernel.py", "kernel_json.py")) + (
+    ROOT / "src" / "market" / "synth_jit.py",)  # the market's compiled block generator
 CACHE_ROOT = ROOT / ".cache" / "numba"
 
 _state: dict[str, Any] = {}

@@ -111,6 +111,13 @@ def log(x: np.ndarray) -> np.ndarray:
 _TFLOAT = (_TBITS + (np.arange(_N, dtype=np.int64) << 44)).view(np.float64).tolist()  # 2**(j/256)
 
 
+def jit_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(2**(j/256) for j < 256, 2**m at m + 1022 for -1022 <= m <= 1023, (inv, hi, lo, ln2_hi,
+    ln2_lo)): what synth_jit's exp1/log1 compute these functions from."""
+    p2 = np.array([math.ldexp(1.0, m) for m in range(-1022, 1024)])
+    return np.array(_TFLOAT), p2, np.array([_INV, _HI, _LO, _LN2_HI, _LN2_LO])
+
+
 def exp_s(x: float) -> float:
     """e**x of one float, in plain Python floats (same bits as `exp` of a one-element array)."""
     if not -_SAFE <= x <= _SAFE:

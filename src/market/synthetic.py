@@ -26,7 +26,7 @@ import numpy as np
 from src.config.schema import FxKind, SymbolSpec, SyntheticMarketConfig
 from src.market import detmath
 from src.market.tape import BookShape, MarketChunk
-from src.market.ziggurat import RetryPool, fast_path, fix, normals, rank_within, words_of
+from src.market.ziggurat import RetryPool, fast_path, fix, normals, rank_within, tables, words_of
 
 GENERATOR = "synthetic-v2"
 SECONDS_PER_YEAR = 365.0 * 86400.0
@@ -36,6 +36,7 @@ _POOL = 512  # retry draws per symbol and block taken up front (about 300 are us
 
 # Stream ids: one generator each, so adding a stream never shifts another.
 _MAIN, _RETRY, _START = 0, 1, 6
+JIT_MIN_SYMBOL_TICKS = 200_000  # compiled generator from this size up (= engine auto's kernel threshold)
 _ROWS = 900  # ticks per slice for the normals and exp: small work arrays, low peak memory
 # A block takes, from each symbol's main stream, BLOCK words for the price, then BLOCK for
 # the premium shock, the jump draw, the USDT depth, the KRW depth (drawn in this order);
@@ -63,7 +64,10 @@ class SyntheticMarket:
     """Generates `n_ticks` ticks of `tick_s` seconds for `symbols` (ranked, rank 1 first)."""
 
     def __init__(self, spec: SyntheticMarketConfig, symbols: Sequence[SymbolSpec], seed: int,
-                 n_ticks: int, tick_s: float) -> None:
+                 n_ticks: int, tick_s: float, compiled: bool | None = None) -> None:
+        """compiled: the Numba block generator (synth_jit.py, same bits) or numpy; None picks
+        Numba from JIT_MIN_SYMBOL_TICKS symbol-ticks up (below, numba's import costs more)."""
+        self.compiled = n_ticks * len(symbols) >= JIT_MIN_SYMBOL_TICKS if compiled is None else compiled
         self.spec = spec
         self.seed = seed
         self.n_ticks = n_ticks
@@ -92,7 +96,7 @@ class SyntheticMarket:
                 "symbols": list(self.symbols), "n_ticks": self.n_ticks, "tick_s": self.tick_s}
 
     def chunks(self, chunk_ticks: int) -> Iterator[MarketChunk]:
-        blocks = self._blocks()
+        blocks = self._blocks_jit() if self.compiled else self._blocks()
         block: dict[str, np.ndarray] = {}
         off = BLOCK  # ticks of `block` already handed out
         for start in range(0, self.n_ticks, chunk_ticks):
@@ -107,27 +111,34 @@ class SyntheticMarket:
             cols = parts[0] if len(parts) == 1 else {f: np.concatenate([p[f] for p in parts]) for f in parts[0]}
             yield MarketChunk(start=start, t_s=(start + np.arange(n)) * self.tick_s, **cols)
 
-    def _blocks(self) -> Iterator[dict[str, np.ndarray]]:
-        spec, dt, n_sym, g_len = self.spec, self.tick_s, len(self.symbols), BLOCK
-        main = [_rng(self.seed, s, _MAIN) for s in self.symbols]
-        retry = [_rng(self.seed, s, _RETRY) for s in self.symbols]
-        fx_main, fx_retry = _rng(self.seed, "__FX__", _MAIN), _rng(self.seed, "__FX__", _RETRY)
+    def _consts(self) -> dict[str, Any]:
+        """Per-session constants of the block generator (both paths)."""
+        spec, dt = self.spec, self.tick_s
         sigma = spec.price_vol_annual * math.sqrt(dt / SECONDS_PER_YEAR)
         a = detmath.pow_s(0.5, dt / spec.premium_half_life_s)  # exp(-ln 2 * dt / half-life)
-        innov_sd = spec.premium_sd_bps * math.sqrt(1.0 - a * a)
         jump_p = spec.jump_rate_per_hour * dt / 3600.0
-        jump_thr = round(jump_p * 4294967296.0)  # P(word < thr) = jump_p, to 2**-32
         apow = np.empty(_SCAN)  # a**(k+1), by repeated multiplication
         acc = 1.0
         for k in range(_SCAN):
             acc *= a
             apow[k] = acc
+        noise = spec.depth_noise
+        return {"sigma": sigma, "a": a, "innov_sd": spec.premium_sd_bps * math.sqrt(1.0 - a * a),
+                "jump_thr": round(jump_p * 4294967296.0),  # P(word < thr) = jump_p, to 2**-32
+                "apow": apow, "fx_sd": spec.fx_vol_bps_per_sqrt_s * 1e-4 * math.sqrt(dt), "noise": noise,
+                "log_shift": -0.5 * noise * noise}
+
+    def _blocks(self) -> Iterator[dict[str, np.ndarray]]:
+        spec, n_sym, g_len = self.spec, len(self.symbols), BLOCK
+        main = [_rng(self.seed, s, _MAIN) for s in self.symbols]
+        retry = [_rng(self.seed, s, _RETRY) for s in self.symbols]
+        fx_main, fx_retry = _rng(self.seed, "__FX__", _MAIN), _rng(self.seed, "__FX__", _RETRY)
+        k = self._consts()
+        sigma, a, innov_sd, jump_thr, apow = k["sigma"], k["a"], k["innov_sd"], k["jump_thr"], k["apow"]
         usd = self._usd0.copy()
         y = self._premium0 - self._premium_mean  # the premium's deviation from its mean
         fx_now = spec.fx_krw_per_usd
-        fx_sd = spec.fx_vol_bps_per_sqrt_s * 1e-4 * math.sqrt(dt)
-        noise = spec.depth_noise
-        log_shift = -0.5 * noise * noise
+        fx_sd, noise, log_shift = k["fx_sd"], k["noise"], k["log_shift"]
         while True:
             pool = RetryPool(retry, _POOL)
             # Price: GBM as a running product of per-tick growth factors, carried across blocks.
@@ -154,15 +165,7 @@ class SyntheticMarket:
             y, premium = _ou(e, y, a, apow)
             del e
             premium += self._premium_mean
-            if spec.fx_kind is FxKind.walk:
-                fpool = RetryPool([fx_retry], 0)
-                fz = normals(words_of(fx_main.bit_generator.random_raw((g_len + 1) // 2))[:g_len], 1, fpool)
-                fx = _growth(fz * fx_sd)
-                fx[0] *= fx_now
-                np.multiply.accumulate(fx, out=fx)
-                fx_now = float(fx[-1])
-            else:
-                fx = np.full(g_len, spec.fx_krw_per_usd)
+            fx, fx_now = _fx_block(spec, fx_main, fx_retry, fx_now, fx_sd, g_len)
             premium *= 1e-4
             premium += 1.0
             krw_mid = px * fx[:, None]
@@ -180,6 +183,62 @@ class SyntheticMarket:
             yield {"fx": fx, "usdt_bid": px * (1.0 - self._usdt_half), "usdt_ask": px * (1.0 + self._usdt_half),
                    "krw_bid": krw_mid * (1.0 - self._krw_half), "krw_ask": krw_mid * (1.0 + self._krw_half),
                    "usdt_size": sizes[0], "krw_size": sizes[1]}
+
+    def _blocks_jit(self) -> Iterator[dict[str, np.ndarray]]:
+        """The same blocks from the compiled generator (synth_jit.block): same words, same bits."""
+        from src.market import synth_jit  # numba: imported only when used
+
+        spec, n_sym, g_len = self.spec, len(self.symbols), BLOCK
+        main = [_rng(self.seed, s, _MAIN) for s in self.symbols]
+        retry = [_rng(self.seed, s, _RETRY) for s in self.symbols]
+        fx_main, fx_retry = _rng(self.seed, "__FX__", _MAIN), _rng(self.seed, "__FX__", _RETRY)
+        k = self._consts()
+        p = np.array([k["sigma"], 0.5 * k["sigma"] * k["sigma"], k["innov_sd"], spec.jump_sd_bps, k["noise"],
+                      k["log_shift"]])
+        tabs = (*tables(), *detmath.jit_tables())
+        sym = np.zeros((n_sym, 8))
+        sym[:, 0], sym[:, 1], sym[:, 2] = self._usd0, self._premium0 - self._premium_mean, self._premium_mean
+        sym[:, 3], sym[:, 4], sym[:, 5] = self._usdt_half, self._krw_half, self._depth_usd
+        jump_thr = min(k["jump_thr"], 1 << 32)  # every word is below 2**32: all jump, as the numpy path
+        fx_now = spec.fx_krw_per_usd
+        cap = np.empty(n_sym, dtype=np.int64)
+        work = np.empty((4, n_sym, g_len))  # the kernel's scratch, reused by every block
+        mw64 = np.empty((n_sym, 5 * g_len // 2), dtype=np.uint64)  # random draws: reused too
+        rw64 = np.empty((n_sym, _POOL), dtype=np.uint64)
+        while True:
+            for s, g in enumerate(main):  # price, premium, jump, usdt depth, krw depth words, in stream order
+                mw64[s] = g.bit_generator.random_raw(5 * g_len // 2)
+            for s, g in enumerate(retry):
+                rw64[s] = g.bit_generator.random_raw(_POOL)
+            mw, rw = words_of(mw64), words_of(rw64)  # views (a copy on a big-endian machine)
+            have = np.full(n_sym, 2 * _POOL, dtype=np.int64)
+            fx, fx_now = _fx_block(spec, fx_main, fx_retry, fx_now, k["fx_sd"], g_len)
+            out = np.empty((6, g_len, n_sym))
+            while (short := synth_jit.block(mw, rw, have, cap, 2 * _POOL, tabs, p, jump_thr, k["apow"], sym, fx,
+                                            work, out)) >= 0:
+                # symbol `short` needs cap[short] retry words, as the numpy pool would have drawn: draw, rerun
+                extra = int(cap[short] - have[short]) // 2
+                if cap[short] > rw.shape[1]:
+                    rw = np.concatenate([rw, np.zeros((n_sym, int(cap[short]) - rw.shape[1]), np.uint32)], axis=1)
+                rw[short, have[short]: cap[short]] = words_of(retry[short].bit_generator.random_raw(extra))
+                have[short] = cap[short]
+            assert np.array_equal(cap, have), "retry streams out of step with the numpy path"
+            sym[:, 0], sym[:, 1] = sym[:, 6], sym[:, 7]
+            yield {"fx": fx, "usdt_bid": out[0], "usdt_ask": out[1], "krw_bid": out[2], "krw_ask": out[3],
+                   "usdt_size": out[4], "krw_size": out[5]}
+
+
+def _fx_block(spec: SyntheticMarketConfig, fx_main: np.random.Generator, fx_retry: np.random.Generator,
+              fx_now: float, fx_sd: float, g_len: int) -> tuple[np.ndarray, float]:
+    """A block's KRW per USD (a GBM walk, or fixed) and the rate it ends at."""
+    if spec.fx_kind is not FxKind.walk:
+        return np.full(g_len, spec.fx_krw_per_usd), fx_now
+    fpool = RetryPool([fx_retry], 0)
+    fz = normals(words_of(fx_main.bit_generator.random_raw((g_len + 1) // 2))[:g_len], 1, fpool)
+    fx = _growth(fz * fx_sd)
+    fx[0] *= fx_now
+    np.multiply.accumulate(fx, out=fx)
+    return fx, float(fx[-1])
 
 
 def _words(main: list[np.random.Generator], g_len: int) -> np.ndarray:

@@ -141,7 +141,7 @@ def execute(loaded: LoadedConfig, argv: list[str], purge: dict, t_start: float, 
     if engine is Engine.auto:
         big = cfg.stage.n_ticks * len(cfg.universe_specs) >= AUTO_KERNEL_MIN_SYMBOL_TICKS
         engine = Engine.kernel if big else Engine.reference
-    warm = _warm_kernel() if engine is not Engine.reference else None
+    warm = _warm_kernel(_market_compiled(cfg)) if engine is not Engine.reference else None
 
     universe = cfg.universe_specs
     symbols = tuple(s.symbol for s in universe)
@@ -296,14 +296,28 @@ def execute(loaded: LoadedConfig, argv: list[str], purge: dict, t_start: float, 
     return Outcome(code_, status, paths, fp, kpis, acceptance)
 
 
-def _warm_kernel() -> threading.Thread:
+def _market_compiled(cfg: Any) -> bool:
+    """Whether the synthetic market will use its compiled block generator (synthetic.py's policy)."""
+    from src.config.schema import SyntheticMarketConfig
+    from src.market.synthetic import JIT_MIN_SYMBOL_TICKS
+
+    return (isinstance(cfg.market, SyntheticMarketConfig)
+            and cfg.stage.n_ticks * len(cfg.universe_specs) >= JIT_MIN_SYMBOL_TICKS)
+
+
+def _warm_kernel(market_too: bool = False) -> threading.Thread:
     """Load the compiled kernel (numba, LLVM, the cached code) while this thread records provenance
-    and builds the market; a failure there surfaces again, normally, when the engine starts."""
+    and builds the market; a failure there surfaces again, normally, when the engine starts.
+    market_too: the synthetic market's compiled generator as well (src/market/synth_jit.py)."""
     def run() -> None:
         try:
             from src.engine.kernel_run import warm_up
 
             warm_up()
+            if market_too:
+                from src.market import synth_jit
+
+                synth_jit.warm_up()
         except Exception:  # noqa: BLE001 - re-raised by the engine's own import/call
             log.debug("kernel warm-up failed", exc_info=True)
     thread = threading.Thread(target=run, name="kernel-warm-up", daemon=True)
