@@ -163,7 +163,13 @@ def _import_error(exc: ImportError) -> int:
 
 if __name__ == "__main__":
     try:
-        sys.exit(main())
+        _rc = main()
+        # The run is recorded and reported. A Ctrl-C from here on could only race Python's own
+        # shutdown, which restores SIGINT's default action and would end the process as a
+        # SIGINT death (-2) instead of the run's exit code: keep it pending until we exit.
+        if hasattr(signal, "pthread_sigmask"):
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        sys.exit(_rc)
     except BrokenPipeError:  # output piped into `head`: the run itself is recorded already
         sys.exit(EXIT_OK)
     except Exception:
