@@ -253,7 +253,7 @@ def run_ticks(i0: int, i1: int, t_s: np.ndarray, day_a: np.ndarray, fx_a: np.nda
             dk = _depth(ks, prm)
             if dk < qty:
                 qty = dk
-            if qty * ref_px < prm[MIN_FILL]:
+            if qty <= 0.0 or qty * ref_px < prm[MIN_FILL]:  # nothing to fill even when min_fill_usd=0
                 rej[DEPTH] += 1
                 continue
             usdt_px, krw_px, slip_usdt, slip_krw = _fill(ub, ua, kb, ka, us, ks, qty, d, True, prm)
@@ -289,7 +289,7 @@ def _settle(pf: np.ndarray, d: int, x_usdt: float, x_krw: float, x_slip_usdt: fl
     usdt_fees = prm[USDT_FEE] * 1e-4 * qty * (pf[P_USDT] + x_usdt)
     pnl_krw = krw_gross - krw_fees + (usdt_gross - usdt_fees) * fx_exit
     fees = krw_fees + usdt_fees * fx_exit
-    slip = pf[P_SLIP_KRW] + x_slip_krw + pf[P_SLIP_USDT] * pf[P_FX] + x_slip_usdt * fx_exit
+    slip = pf[P_SLIP_KRW] + x_slip_krw + pf[P_SLIP_USDT] * fx_exit + x_slip_usdt * fx_exit
     return fees, slip, pnl_krw, pnl_krw / fx_exit
 
 

@@ -21,6 +21,7 @@ import numpy as np
 from src.engine.exits import EXIT_REASONS
 from src.engine.fills import Legs
 from src.engine.loop import CHUNK_TICKS, REJECTION_REASONS, SECONDS_PER_DAY, EngineParams, Position, SessionResult
+from src.market.book import growth_pow
 from src.market.tape import Market
 
 _DIRECTIONS = {1: "sell_krw_buy_usdt", -1: "buy_krw_sell_usdt"}
@@ -275,8 +276,8 @@ def _params(params: EngineParams, market: Market, n_sym: int) -> tuple[np.ndarra
         risk.max_open_positions
     prm[kn.LOSS_LIMIT], prm[kn.MIN_FILL] = risk.daily_loss_limit_usd, risk.min_fill_usd
     prm[kn.LEVELS], prm[kn.STEP], prm[kn.GROWTH] = book.levels, book.step_bps, book.growth
-    if book.growth != 1.0:  # book.depth's growth**levels, evaluated by Python as the reference does
-        prm[kn.DEPTH_NUM], prm[kn.DEPTH_DEN] = book.growth**book.levels - 1.0, book.growth - 1.0
+    if book.growth != 1.0:  # book.depth's growth_pow, evaluated by Python as the reference does
+        prm[kn.DEPTH_NUM], prm[kn.DEPTH_DEN] = growth_pow(book) - 1.0, book.growth - 1.0
     n_z = max((len(ap.profile.zones) for ap in params.applied[:n_sym]), default=1)
     zones = np.full((n_sym, n_z, 5), np.nan)
     n_zones = np.zeros(n_sym, dtype=np.int64)
