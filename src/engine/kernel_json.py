@@ -168,7 +168,7 @@ def put_float(out: np.ndarray, pos: int, v: float, pow10: np.ndarray, hint: int)
     return _digits(out, end + 2, -exp, 2)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def format_lines(vals: np.ndarray, hints: np.ndarray, kinds: np.ndarray, sidx: np.ndarray, tab: np.ndarray,
                  tab_off: np.ndarray, keys: np.ndarray, key_off: np.ndarray, out: np.ndarray, ends: np.ndarray) -> int:
     """One JSON line per trade into `out`; ends[i] = end of line i, or -1 (line left to Python).
