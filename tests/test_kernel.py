@@ -248,3 +248,33 @@ def test_auto_engine_runs_the_kernel_from_200k_symbol_ticks(repo: Path, duration
     meta = load_json(run_dir_of(proc, repo) / "runtime_meta.json")
     assert (meta["engine"]["configured"], meta["engine"]["name"]) == ("auto", engine)
     assert ("kernel" in meta["engine"]) == (engine == "kernel")
+
+
+def test_a_failing_write_stops_the_session_with_its_error_after_whole_chunks() -> None:
+    """trades.jsonl is formatted and written in a worker thread while the kernel runs on: a write
+    that fails (a full disk) still raises in the caller, and the chunks before it are whole."""
+    from src.config.loader import load_config
+    from src.engine.kernel_run import run_session_kernel
+    from src.engine.loop import EngineParams
+    from src.market.synthetic import SyntheticMarket
+
+    cfg = load_config(["stage=longrun-24h", "stage.duration_s=14400", "risk.daily_loss_limit_usd=1e12"], REPO).cfg
+    params = EngineParams.from_config(cfg)
+
+    def market() -> SyntheticMarket:
+        return SyntheticMarket(cfg.market, cfg.universe_specs, cfg.seed, cfg.stage.n_ticks, cfg.stage.tick_s)
+
+    chunks: list[bytes] = []
+    whole = run_session_kernel(market(), params, None, write=lambda b: chunks.append(bytes(b)))
+    assert len(chunks) == 4 and b"".join(chunks) == whole.trades.jsonl()
+
+    got: list[bytes] = []
+
+    def write(b: bytes) -> None:
+        if len(got) == 2:
+            raise OSError(28, "No space left on device")
+        got.append(bytes(b))
+
+    with pytest.raises(OSError, match="No space left"):
+        run_session_kernel(market(), params, None, write=write)
+    assert got == chunks[:2]
