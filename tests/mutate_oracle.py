@@ -3,9 +3,9 @@
     python tests/mutate_oracle.py                 # every mutation (a few minutes)
     python tests/mutate_oracle.py "kill switch"   # those whose name contains a word
 
-Engine and market mutations run tests/test_oracle.py; gate and stage mutations run
-tests/test_gates_boundaries.py. Each mutation is a list of exact (file, old, new)
-edits -- the same bug in both engines where they spell a rule twice, and again in the
+Engine and market mutations run tests/test_oracle.py (kernel mutations also the kernel's
+round()/repr() unit tests); gate and stage mutations run tests/test_gates_boundaries.py.
+Each mutation is a list of exact (file, old, new) edits -- the same bug in both engines where they spell a rule twice, and again in the
 kernel alone ("KERNEL ONLY": a bug in src/engine/kernel.py's own twin of a rule, which
 the oracle must catch without the reference sharing it). Files are restored after each run,
 even on Ctrl-C. Run from the repo root on a clean tree. Not collected by pytest.
@@ -262,6 +262,9 @@ for _name, _edits in list(M.items()):
 
 ORACLE = ["tests/test_oracle.py"]
 GATES = ["tests/test_gates_boundaries.py"]
+# the kernel's own arithmetic (Python's round() and repr() of floats): unit-tested, not by the oracle
+KERNEL_UNITS = ["tests/test_kernel.py::test_py_round_on_ties_and_boundaries",
+                "tests/test_kernel.py::test_compiled_float_text_covers_the_trade_values"]
 
 
 def run(name: str, edits: list[tuple[str, str, str]]) -> list[str]:
@@ -279,7 +282,9 @@ def run(name: str, edits: list[tuple[str, str, str]]) -> list[str]:
         gates = any(p.startswith(("src/acceptance", "conf/")) for p, _, _ in edits)
         env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
         proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfE",
-                               *(GATES if gates else ORACLE)], capture_output=True, text=True, env=env)
+                               *(GATES if gates else ORACLE),
+                               *(KERNEL_UNITS if any(p in (KN, KR) for p, _, _ in edits) else [])],
+                              capture_output=True, text=True, env=env)
         return sorted({line.split(" ")[1].split("[")[0].split("::")[-1] for line in proc.stdout.splitlines()
                        if line.startswith(("FAILED", "ERROR"))})
     finally:
