@@ -5,9 +5,9 @@
 
 Engine and market mutations run tests/test_oracle.py (kernel mutations also the kernel's
 round()/repr() unit tests); gate and stage mutations run tests/test_gates_boundaries.py.
-Each mutation is a list of exact (file, old, new) edits -- the same bug in both engines where they spell a rule twice, and again in the
-kernel alone ("KERNEL ONLY": a bug in src/engine/kernel.py's own twin of a rule, which
-the oracle must catch without the reference sharing it). Files are restored after each run,
+Each mutation is a list of exact (file, old, new) edits -- the same bug in both engines
+where they spell a rule twice, and again in the kernel alone ("KERNEL ONLY": a bug in
+src/engine/kernel.py's own twin of a rule, which the oracle must catch by itself). Files are restored after each run,
 even on Ctrl-C. Run from the repo root on a clean tree. Not collected by pytest.
 
 Bytecode is off for the runs: an edit that keeps a file's size within the same
