@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -265,8 +266,20 @@ def test_a_failing_write_stops_the_session_with_its_error_after_whole_chunks() -
         return SyntheticMarket(cfg.market, cfg.universe_specs, cfg.seed, cfg.stage.n_ticks, cfg.stage.tick_s)
 
     chunks: list[bytes] = []
-    whole = run_session_kernel(market(), params, None, write=lambda b: chunks.append(bytes(b)))
+    threads: list[str] = []
+
+    def keep(b: bytes) -> None:
+        chunks.append(bytes(b))
+        threads.append(threading.current_thread().name)
+
+    whole = run_session_kernel(market(), params, None, write=keep)
     assert len(chunks) == 4 and b"".join(chunks) == whole.trades.jsonl()
+    assert threads[0].startswith("trades-jsonl")  # written while the kernel runs on: the speed-up
+    cfg1 = load_config(["stage=d92-5"], REPO).cfg  # one chunk: written in the caller's thread
+    threads.clear()
+    run_session_kernel(SyntheticMarket(cfg1.market, cfg1.universe_specs, cfg1.seed, cfg1.stage.n_ticks,
+                                       cfg1.stage.tick_s), EngineParams.from_config(cfg1), None, write=keep)
+    assert threads == [threading.current_thread().name]
 
     got: list[bytes] = []
 
