@@ -208,7 +208,7 @@ def main() -> int:
                 print(row(name + (" (slice)" if ov is sliced else ""), m), flush=True)
             by = {(m["engine"], ov is sliced): m for (_e, _r, ov), m in zip(specs, ms)}
             ref = by[("reference", bool(sliced))]
-            for e in (e for e in engines if roots[e] is not None):  # every engine agrees with the reference where both ran
+            for e in (e for e in engines if roots[e] is not None):  # each agrees with the reference where both ran
                 other = by[(e, bool(sliced))] if not sliced else by[("kernel", True)]
                 assert other["trades_sha256"] == ref["trades_sha256"], f"{name}: {e} disagrees with the reference"
             k, f = by[("kernel", False)], by.get(("fast", False))

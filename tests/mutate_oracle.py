@@ -249,8 +249,10 @@ M: dict[str, list[tuple[str, str, str]]] = {
          "elif f >= 0.5:"),
     ],
     'KERNEL ONLY: last valid quote not kept for the mark': [
-        (KN, '                if reason < 0:\n                    last_q[s, 0], last_q[s, 1], last_q[s, 2], last_q[s, 3] = ub, ua, kb, ka\n',
-         '                if reason < 0:\n                    last_q[s, 0], last_q[s, 1], last_q[s, 2], last_q[s, 3] = ub, ua, kb, kb\n'),
+        (KN, '                if reason < 0:\n'
+             '                    last_q[s, 0], last_q[s, 1], last_q[s, 2], last_q[s, 3] = ub, ua, kb, ka\n',
+         '                if reason < 0:\n'
+             '                    last_q[s, 0], last_q[s, 1], last_q[s, 2], last_q[s, 3] = ub, ua, kb, kb\n'),
     ],
 }
 # Every rule the reference and the kernel spell twice is also mutated in the kernel alone:

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import json
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, Iterator
 
 import numpy as np
 
 from src.engine.exits import EXIT_REASONS
 from src.engine.fills import Legs
+from src.engine.kernel_writer import ChunkWriter
 from src.engine.loop import CHUNK_TICKS, REJECTION_REASONS, SECONDS_PER_DAY, EngineParams, Position, SessionResult
 from src.market.book import growth_pow
 from src.market.tape import Market
@@ -230,7 +230,7 @@ def run_session_kernel(market: Market, params: EngineParams, on_trade: Callable[
     last_q = np.zeros((n_sym, 7))
     trades = np.zeros(max(64, 4 * n_sym), dtype=kn.TRADE_DT)
     base = KernelTrades(trades[:0], symbols, params)
-    writer = _Writer(write) if write is not None else None
+    writer = ChunkWriter(write) if write is not None else None
     box = [trades]
     try:
         interrupted = _run_chunks(kn, market, n_sym, should_stop, on_trade, writer, base, prm, zones, n_zones,
@@ -245,66 +245,8 @@ def run_session_kernel(market: Market, params: EngineParams, on_trade: Callable[
                    params, interrupted)
 
 
-class _Writer:
-    """trades.jsonl of each chunk, formatted and written by one worker thread while the kernel
-    (which releases the GIL) runs the next chunk: the same bytes, in the same order, one chunk
-    at a time, none after a failed one; `wait` raises the worker's error (e.g. a full disk) in
-    the caller's thread. The first chunk is held until a second comes: a one-chunk session
-    (the smoke) writes in the caller's thread and starts no thread."""
-
-    def __init__(self, write: Callable[[bytes], None]) -> None:
-        self.write = write
-        self.pool: ThreadPoolExecutor | None = None
-        self.pending: list[Future] = []
-        self.held: KernelTrades | None = None
-        self.failed = False
-
-    def _job(self, part: KernelTrades) -> None:
-        if self.failed:
-            return
-        try:
-            self.write(part.jsonl())
-        except BaseException:
-            self.failed = True
-            raise
-
-    def submit(self, part: KernelTrades) -> None:
-        self.wait()
-        if self.pool is None and self.held is None:
-            self.held = part
-            return
-        if self.pool is None:
-            self.pool = ThreadPoolExecutor(1, thread_name_prefix="trades-jsonl")
-        parts = ([self.held] if self.held is not None else []) + [part]
-        self.held = None
-        self.pending = [self.pool.submit(self._job, p) for p in parts]
-
-    def wait(self) -> None:
-        pending, self.pending = self.pending, []
-        for f in pending:
-            f.result()
-
-    def finish(self) -> None:
-        """Everything written (or the first error raised)."""
-        self.wait()
-        held, self.held = self.held, None
-        if held is not None:
-            self._job(held)
-
-    def close(self) -> None:
-        """After an error elsewhere: the chunks run so far still written, as far as they go."""
-        if self.pool is not None:
-            self.pool.shutdown(wait=True)
-        held, self.held = self.held, None
-        if held is not None and not self.failed:
-            try:
-                self._job(held)
-            except Exception:  # the error already on its way is the one to report
-                pass
-
-
 def _run_chunks(kn: Any, market: Market, n_sym: int, should_stop: Callable[[], bool],
-                on_trade: Callable[[dict], None] | None, writer: _Writer | None, base: KernelTrades,
+                on_trade: Callable[[dict], None] | None, writer: ChunkWriter | None, base: KernelTrades,
                 prm: np.ndarray, zones: np.ndarray, n_zones: np.ndarray, limits: np.ndarray, st: np.ndarray,
                 rej: np.ndarray, last_fx: np.ndarray, pos_i: np.ndarray, pos_f: np.ndarray, last_q: np.ndarray,
                 box: list[np.ndarray]) -> bool:
