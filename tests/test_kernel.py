@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -119,7 +120,7 @@ def test_kernel_cache_lives_outside_the_purged_tree() -> None:
     assert set(info["sources"]) == {"src/engine/kernel.py", "src/engine/kernel_json.py", "src/market/synth_jit.py"}
     assert os.environ["NUMBA_CACHE_DIR"] == str(REPO / info["dir"])
     assert kernel.run_ticks.stats.cache_path == str(REPO / info["dir"])
-    assert ".cache/" in (REPO / ".gitignore").read_text().split()
+    assert {".cache/", "/.cache/"} & set((REPO / ".gitignore").read_text().split())
     assert ".cache/" in (REPO / ".dvcignore").read_text().split()
 
 
@@ -248,3 +249,45 @@ def test_auto_engine_runs_the_kernel_from_200k_symbol_ticks(repo: Path, duration
     meta = load_json(run_dir_of(proc, repo) / "runtime_meta.json")
     assert (meta["engine"]["configured"], meta["engine"]["name"]) == ("auto", engine)
     assert ("kernel" in meta["engine"]) == (engine == "kernel")
+
+
+def test_a_failing_write_stops_the_session_with_its_error_after_whole_chunks() -> None:
+    """trades.jsonl is formatted and written in a worker thread while the kernel runs on: a write
+    that fails (a full disk) still raises in the caller, and the chunks before it are whole."""
+    from src.config.loader import load_config
+    from src.engine.kernel_run import run_session_kernel
+    from src.engine.loop import EngineParams
+    from src.market.synthetic import SyntheticMarket
+
+    cfg = load_config(["stage=longrun-24h", "stage.duration_s=14400", "risk.daily_loss_limit_usd=1e12"], REPO).cfg
+    params = EngineParams.from_config(cfg)
+
+    def market() -> SyntheticMarket:
+        return SyntheticMarket(cfg.market, cfg.universe_specs, cfg.seed, cfg.stage.n_ticks, cfg.stage.tick_s)
+
+    chunks: list[bytes] = []
+    threads: list[str] = []
+
+    def keep(b: bytes) -> None:
+        chunks.append(bytes(b))
+        threads.append(threading.current_thread().name)
+
+    whole = run_session_kernel(market(), params, None, write=keep)
+    assert len(chunks) == 4 and b"".join(chunks) == whole.trades.jsonl()
+    assert threads[0].startswith("trades-jsonl")  # written while the kernel runs on: the speed-up
+    cfg1 = load_config(["stage=d92-5"], REPO).cfg  # one chunk: written in the caller's thread
+    threads.clear()
+    run_session_kernel(SyntheticMarket(cfg1.market, cfg1.universe_specs, cfg1.seed, cfg1.stage.n_ticks,
+                                       cfg1.stage.tick_s), EngineParams.from_config(cfg1), None, write=keep)
+    assert threads == [threading.current_thread().name]
+
+    got: list[bytes] = []
+
+    def write(b: bytes) -> None:
+        if len(got) == 2:
+            raise OSError(28, "No space left on device")
+        got.append(bytes(b))
+
+    with pytest.raises(OSError, match="No space left"):
+        run_session_kernel(market(), params, None, write=write)
+    assert got == chunks[:2]

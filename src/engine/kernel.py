@@ -80,6 +80,11 @@ def py_round(x: float, p: float) -> float:
         return x  # x is then the nearest float to its own rounding (spacing of x > 1/p)
     if hi < 0.25:
         return np.copysign(0.0, x)
+    if hi < 1099511627776.0:  # 2**40: hi is a*p within ulp(hi)/2 <= 2**-13, so unless the fraction is
+        n = np.floor(hi)  # within 1e-3 of a tie, it alone says which way a*p rounds (exact: f = hi - n)
+        f = hi - n
+        if f < 0.499 or f > 0.501:
+            return np.copysign((n + 1.0 if f > 0.5 else n) / p, x)
     hi, lo = _two_prod(a, p)  # a*p == hi + lo exactly, |lo| <= ulp(hi)/2
     n = np.floor(hi)
     f = hi - n  # exact
@@ -149,7 +154,7 @@ def _day_slot(day: int, keys: np.ndarray, st: np.ndarray) -> int:
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def run_ticks(i0: int, i1: int, t_s: np.ndarray, day_a: np.ndarray, fx_a: np.ndarray, ub_a: np.ndarray,
               ua_a: np.ndarray, kb_a: np.ndarray, ka_a: np.ndarray, us_a: np.ndarray, ks_a: np.ndarray, prm: np.ndarray,
               zones: np.ndarray, n_zones: np.ndarray, limits: np.ndarray, st: np.ndarray, rej: np.ndarray,
@@ -168,6 +173,10 @@ def run_ticks(i0: int, i1: int, t_s: np.ndarray, day_a: np.ndarray, fx_a: np.nda
     cap = trades.shape[0]
     rt_fee = prm[RT_FEE]
     cur_day, cur_slot = -(1 << 62), -1
+    screen = np.empty(n_sym)  # the first zone's lo as a fraction, for the no-division screen (NaN: none)
+    for s in range(n_sym):
+        lo = zones[s, 0, 0]
+        screen[s] = lo * 1e-4 if -1e4 <= lo <= 1e4 else np.nan
     for i in range(i0, i1):
         n_before = st[N_TRADES]
         if n_before + n_sym > cap:
@@ -178,6 +187,7 @@ def run_ticks(i0: int, i1: int, t_s: np.ndarray, day_a: np.ndarray, fx_a: np.nda
         if day != cur_day:
             cur_day, cur_slot = day, _day_slot(day, day_keys, st)
         fx_ok = fx == fx
+        ifx = 1.0 / fx if fx_ok and fx != 0.0 else 0.0  # the screen's; 0.0 turns it off for the tick
         updates = 0
         for s in range(n_sym):
             ub, ua, kb, ka, us, ks = ub_a[i, s], ua_a[i, s], kb_a[i, s], ka_a[i, s], us_a[i, s], ks_a[i, s]
@@ -218,7 +228,16 @@ def run_ticks(i0: int, i1: int, t_s: np.ndarray, day_a: np.ndarray, fx_a: np.nda
                     st[N_DAYS] += 1
                 day_pnl[cur_slot] = day_pnl[cur_slot] + pnl_usd
                 continue
-            # entry check (loop.try_entry)
+            # entry check (loop.try_entry). First a screen without divisions: when both spreads
+            # are below the first zone by far more than any rounding (1e-12 relative, with prices
+            # in a range where nothing overflows or underflows), the exact test below would say
+            # "not a signal" too; anything else goes to the exact test.
+            lo_f = screen[s]
+            fa, fk = kb * ifx, ka * ifx
+            if (1e-100 < ua < 1e100 and 1e-100 < fk < 1e100 and abs(fa) < 1e100 and abs(ub) < 1e100
+                    and (fa - ua) + 1e-12 * (abs(fa) + ua) < ua * lo_f
+                    and (ub - fk) + 1e-12 * (abs(ub) + fk) < fk * lo_f):
+                continue
             up = (kb / fx - ua) / ua * 1e4
             krw_usd = ka / fx
             down = (ub - krw_usd) / krw_usd * 1e4
@@ -253,7 +272,7 @@ def run_ticks(i0: int, i1: int, t_s: np.ndarray, day_a: np.ndarray, fx_a: np.nda
             dk = _depth(ks, prm)
             if dk < qty:
                 qty = dk
-            if qty * ref_px < prm[MIN_FILL]:
+            if qty <= 0.0 or qty * ref_px < prm[MIN_FILL]:  # nothing to fill even when min_fill_usd=0
                 rej[DEPTH] += 1
                 continue
             usdt_px, krw_px, slip_usdt, slip_krw = _fill(ub, ua, kb, ka, us, ks, qty, d, True, prm)
@@ -289,7 +308,7 @@ def _settle(pf: np.ndarray, d: int, x_usdt: float, x_krw: float, x_slip_usdt: fl
     usdt_fees = prm[USDT_FEE] * 1e-4 * qty * (pf[P_USDT] + x_usdt)
     pnl_krw = krw_gross - krw_fees + (usdt_gross - usdt_fees) * fx_exit
     fees = krw_fees + usdt_fees * fx_exit
-    slip = pf[P_SLIP_KRW] + x_slip_krw + pf[P_SLIP_USDT] * pf[P_FX] + x_slip_usdt * fx_exit
+    slip = pf[P_SLIP_KRW] + x_slip_krw + pf[P_SLIP_USDT] * fx_exit + x_slip_usdt * fx_exit
     return fees, slip, pnl_krw, pnl_krw / fx_exit
 
 

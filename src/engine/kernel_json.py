@@ -56,28 +56,40 @@ def _digits(out: np.ndarray, pos: int, n: int, width: int) -> int:
     return pos + k
 
 
+_P10U = np.array([10**i for i in range(20)], dtype=np.uint64)
+
+
 @njit(cache=True, inline="always")
 def _fixed(out: np.ndarray, pos: int, n: int, k: int) -> int:
-    """n * 10**-k positionally, as repr: at least one digit each side of the point, no trailing zeros."""
+    """n * 10**-k positionally, as repr: at least one digit each side of the point, no trailing zeros.
+
+    One pass of divisions by 10 (the digit count comes from comparisons): each digit lands at
+    its place; the fraction's trailing zeros are written too but left past the returned end."""
     u = np.uint64(n)
-    digits = max(_n_digits(u), k + 1)
+    nd = 1
+    while nd < 20 and u >= _P10U[nd]:
+        nd += 1
+    digits = max(nd, k + 1)
     w = digits - k  # digits before the point
-    z, m = 0, u
-    while z < k and m % _U10 == _U0:
-        m //= _U10
-        z += 1
-    f = 1 if z == k else k - z  # digits after the point
+    z = 0  # trailing zeros of the fraction
+    trailing = True
     for j in range(digits - 1, -1, -1):
-        d = np.uint8(48 + (u % _U10))
+        d = u % _U10
         u //= _U10
         if j < w:
-            out[pos + j] = d
-        elif j - w < f:
-            out[pos + j + 1] = d
+            out[pos + j] = np.uint8(48 + d)
+        else:
+            out[pos + j + 1] = np.uint8(48 + d)
+            if trailing:
+                if d == _U0:
+                    z += 1
+                else:
+                    trailing = False
     out[pos + w] = 46  # '.'
     if z == k:
         out[pos + w + 1] = 48
-    return pos + w + 1 + f
+        return pos + w + 2
+    return pos + w + 1 + (k - z)
 
 
 @njit(cache=True, inline="always")
@@ -168,7 +180,7 @@ def put_float(out: np.ndarray, pos: int, v: float, pow10: np.ndarray, hint: int)
     return _digits(out, end + 2, -exp, 2)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def format_lines(vals: np.ndarray, hints: np.ndarray, kinds: np.ndarray, sidx: np.ndarray, tab: np.ndarray,
                  tab_off: np.ndarray, keys: np.ndarray, key_off: np.ndarray, out: np.ndarray, ends: np.ndarray) -> int:
     """One JSON line per trade into `out`; ends[i] = end of line i, or -1 (line left to Python).

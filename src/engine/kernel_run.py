@@ -20,7 +20,9 @@ import numpy as np
 
 from src.engine.exits import EXIT_REASONS
 from src.engine.fills import Legs
+from src.engine.kernel_writer import ChunkWriter
 from src.engine.loop import CHUNK_TICKS, REJECTION_REASONS, SECONDS_PER_DAY, EngineParams, Position, SessionResult
+from src.market.book import growth_pow
 from src.market.tape import Market
 
 _DIRECTIONS = {1: "sell_krw_buy_usdt", -1: "buy_krw_sell_usdt"}
@@ -56,6 +58,32 @@ class KernelTrades:
         self.profiles = [ap.profile_name for ap in params.applied]
         self.zones = [[f"{z.lo_bps:g}-{z.hi_bps:g}" for z in ap.profile.zones] for ap in params.applied]
         self._dicts: list[dict] | None = None
+        self._tab: tuple[Any, ...] | None = None  # the strings' JSON bytes, built once (see _tables)
+
+    def part(self, rec: np.ndarray) -> KernelTrades:
+        """Trades `rec` of the same session, sharing the string tables (no re-encoding per chunk)."""
+        new = object.__new__(KernelTrades)
+        new.rec, new.symbols, new.profiles, new.zones = rec, self.symbols, self.profiles, self.zones
+        new._dicts, new._tab = None, self._tables()
+        return new
+
+    def _tables(self) -> tuple[Any, ...]:
+        """(tab, tab_off, zone_base, width, longest): every string a line may hold, JSON-encoded."""
+        if self._tab is None:
+            n_sym = len(self.symbols)
+            enc = json.JSONEncoder(ensure_ascii=False).encode
+            texts = [*map(enc, _DIRECTIONS.values()), *map(enc, EXIT_REASONS), "null", *map(enc, _KINDS[1:]),
+                     *map(enc, self.profiles), *map(enc, self.symbols)]
+            zone_base, width = len(texts), max(map(len, self.zones), default=1)
+            for zs in self.zones:
+                texts += [enc(z) for z in zs] + ["null"] * (width - len(zs))
+            raw = [t.encode("utf-8") for t in texts]
+            tab = np.frombuffer(b"".join(raw), dtype=np.uint8)
+            tab_off = np.cumsum([0] + [len(b) for b in raw], dtype=np.int64)
+            kinds = (raw[:2], raw[2:6], raw[6:9], raw[9:9 + n_sym], raw[9 + n_sym:zone_base], raw[zone_base:])
+            longest = _KEY_BYTES.size + sum(max(map(len, k), default=4) for k in kinds) + 26 * len(_FLOATS)
+            self._tab = (tab, tab_off, zone_base, width, longest)
+        return self._tab
 
     def __len__(self) -> int:
         return int(self.rec.shape[0])
@@ -97,23 +125,21 @@ class KernelTrades:
         from src.engine import kernel_json
 
         rec, n_sym = self.rec, len(self.symbols)
-        enc = json.JSONEncoder(ensure_ascii=False).encode
-        texts = [*map(enc, _DIRECTIONS.values()), *map(enc, EXIT_REASONS), "null", *map(enc, _KINDS[1:]),
-                 *map(enc, self.profiles), *map(enc, self.symbols)]
-        zone_base, width = len(texts), max(map(len, self.zones), default=1)
-        for zs in self.zones:
-            texts += [enc(z) for z in zs] + ["null"] * (width - len(zs))
-        raw = [t.encode("utf-8") for t in texts]
-        tab = np.frombuffer(b"".join(raw), dtype=np.uint8)
-        tab_off = np.cumsum([0] + [len(b) for b in raw], dtype=np.int64)
-        sym = rec["symbol"].astype(np.int64)
-        sidx = np.stack([np.where(rec["direction"] > 0, 0, 1), 2 + rec["exit_reason"].astype(np.int64),
-                         6 + rec["time_limit_kind"].astype(np.int64), 9 + sym, 9 + n_sym + sym,
-                         zone_base + sym * width + rec["zone"]], axis=1).astype(np.int64)
-        vals = np.stack([rec[k] for k in _FLOATS], axis=1)
-        kinds = (raw[:2], raw[2:6], raw[6:9], raw[9:9 + n_sym], raw[9 + n_sym:zone_base], raw[zone_base:])
-        longest = _KEY_BYTES.size + sum(max(map(len, k), default=4) for k in kinds) + 26 * len(_FLOATS)
-        out = np.empty(n * longest, dtype=np.uint8)
+        tab, tab_off, zone_base, width, longest = self._tables()
+        sidx = np.empty((n, 6), dtype=np.int64)
+        sym = rec["symbol"]
+        np.subtract(1, rec["direction"] > 0, out=sidx[:, 0], casting="unsafe")
+        np.add(rec["exit_reason"], 2, out=sidx[:, 1], casting="unsafe")
+        np.add(rec["time_limit_kind"], 6, out=sidx[:, 2], casting="unsafe")
+        np.add(sym, 9, out=sidx[:, 3], casting="unsafe")
+        np.add(sym, 9 + n_sym, out=sidx[:, 4], casting="unsafe")
+        np.multiply(sym, width, out=sidx[:, 5], casting="unsafe")
+        sidx[:, 5] += rec["zone"]
+        sidx[:, 5] += zone_base
+        vals = np.empty((n, len(_FLOATS)))
+        for j, k in enumerate(_FLOATS):
+            vals[:, j] = rec[k]
+        out = np.empty(n * longest, dtype=np.uint8)  # its own buffer: the caller may keep the view
         ends = np.empty(n, dtype=np.int64)
         size = kernel_json.format_lines(vals, _HINTS, _KINDS_ARR, sidx, tab, tab_off, _KEY_BYTES, _KEY_OFF, out, ends)
         if (ends >= 0).all():
@@ -141,6 +167,11 @@ class KernelTrades:
 
 
 _WARM: dict[str, float] = {}
+
+
+def _never() -> bool:
+    """The default `should_stop`: never; the kernel knows it and skips the per-tick calls."""
+    return False
 
 
 def warm_up() -> None:
@@ -179,7 +210,7 @@ def compile_record() -> dict[str, Any]:
 
 
 def run_session_kernel(market: Market, params: EngineParams, on_trade: Callable[[dict], None] | None,
-                       should_stop: Callable[[], bool] = lambda: False,
+                       should_stop: Callable[[], bool] = _never,
                        write: Callable[[bytes], None] | None = None) -> SessionResult:
     """Same contract and, for every input, the same result as `loop.run_session`.
 
@@ -197,8 +228,31 @@ def run_session_kernel(market: Market, params: EngineParams, on_trade: Callable[
     pos_i = np.zeros((n_sym, 3), dtype=np.int64)
     pos_f = np.zeros((n_sym, 9))
     last_q = np.zeros((n_sym, 7))
-    day_keys, day_pnl = np.zeros(16, dtype=np.int64), np.zeros(16)
     trades = np.zeros(max(64, 4 * n_sym), dtype=kn.TRADE_DT)
+    base = KernelTrades(trades[:0], symbols, params)
+    writer = ChunkWriter(write) if write is not None else None
+    box = [trades]
+    try:
+        interrupted = _run_chunks(kn, market, n_sym, should_stop, on_trade, writer, base, prm, zones, n_zones,
+                                  limits, st, rej, last_fx, pos_i, pos_f, last_q, box)
+        if writer is not None:
+            writer.finish()
+    finally:
+        if writer is not None:
+            writer.close()
+    trades = box[0]
+    return _result(kn, trades[:int(st[kn.N_TRADES])].copy(), st, rej, last_fx, pos_i, pos_f, last_q, prm, symbols,
+                   params, interrupted)
+
+
+def _run_chunks(kn: Any, market: Market, n_sym: int, should_stop: Callable[[], bool],
+                on_trade: Callable[[dict], None] | None, writer: ChunkWriter | None, base: KernelTrades,
+                prm: np.ndarray, zones: np.ndarray, n_zones: np.ndarray, limits: np.ndarray, st: np.ndarray,
+                rej: np.ndarray, last_fx: np.ndarray, pos_i: np.ndarray, pos_f: np.ndarray, last_q: np.ndarray,
+                box: list[np.ndarray]) -> bool:
+    """The session's chunks through the kernel; box[0] is the trade buffer (grown here). True if interrupted."""
+    day_keys, day_pnl = np.zeros(16, dtype=np.int64), np.zeros(16)
+    trades = box[0]
     one_tick = on_trade is not None
     interrupted = False
     for chunk in market.chunks(CHUNK_TICKS):
@@ -218,11 +272,11 @@ def run_session_kernel(market: Market, params: EngineParams, on_trade: Callable[
             state = (st.copy(), rej.copy(), last_fx.copy(), pos_i.copy(), pos_f.copy(), last_q.copy(),
                      day_keys.copy(), day_pnl.copy())
             if st[kn.N_TRADES] + n_sym > trades.shape[0]:
-                trades = np.resize(trades, 2 * trades.shape[0] + n_sym)
+                trades = box[0] = _grown(trades, int(st[kn.N_TRADES]), 2 * trades.shape[0] + n_sym)
             first = int(st[kn.N_TRADES])
             j = kn.run_ticks(i, n, *arrays, prm, zones, n_zones, limits, st, rej, last_fx, pos_i, pos_f, last_q,
                              day_keys, day_pnl, trades, one_tick)
-            stop_at = next((m for m in range(i, j) if should_stop()), None)
+            stop_at = None if should_stop is _never else next((m for m in range(i, j) if should_stop()), None)
             if stop_at is not None:  # roll back to the segment's start and run up to the stop
                 for dst, src in zip((st, rej, last_fx, pos_i, pos_f, last_q, day_keys, day_pnl), state):
                     dst[...] = src
@@ -231,18 +285,24 @@ def run_session_kernel(market: Market, params: EngineParams, on_trade: Callable[
                 interrupted = True
                 break
             if one_tick and st[kn.N_TRADES] > first:
-                new = KernelTrades(trades[first:int(st[kn.N_TRADES])], symbols, params)
+                new = base.part(trades[first:int(st[kn.N_TRADES])])
                 for d in new.dicts():
                     on_trade(d)  # type: ignore[misc]
             if j == i and st[kn.N_TRADES] + n_sym <= trades.shape[0]:
                 raise AssertionError("kernel made no progress")
             i = j
-        if write is not None and st[kn.N_TRADES] > written:
-            write(KernelTrades(trades[written:int(st[kn.N_TRADES])], symbols, params).jsonl())
+        if writer is not None and st[kn.N_TRADES] > written:
+            writer.submit(base.part(trades[written:int(st[kn.N_TRADES])]))
         if interrupted:
             break
-    return _result(kn, trades[:int(st[kn.N_TRADES])].copy(), st, rej, last_fx, pos_i, pos_f, last_q, prm, symbols,
-                   params, interrupted)
+    return interrupted
+
+
+def _grown(trades: np.ndarray, n: int, size: int) -> np.ndarray:
+    """A bigger record buffer holding the first n records."""
+    new = np.zeros(size, dtype=trades.dtype)
+    new[:n] = trades[:n]
+    return new
 
 
 def _ro(a: Any) -> np.ndarray:
@@ -275,8 +335,8 @@ def _params(params: EngineParams, market: Market, n_sym: int) -> tuple[np.ndarra
         risk.max_open_positions
     prm[kn.LOSS_LIMIT], prm[kn.MIN_FILL] = risk.daily_loss_limit_usd, risk.min_fill_usd
     prm[kn.LEVELS], prm[kn.STEP], prm[kn.GROWTH] = book.levels, book.step_bps, book.growth
-    if book.growth != 1.0:  # book.depth's growth**levels, evaluated by Python as the reference does
-        prm[kn.DEPTH_NUM], prm[kn.DEPTH_DEN] = book.growth**book.levels - 1.0, book.growth - 1.0
+    if book.growth != 1.0:  # book.depth's growth_pow, evaluated by Python as the reference does
+        prm[kn.DEPTH_NUM], prm[kn.DEPTH_DEN] = growth_pow(book) - 1.0, book.growth - 1.0
     n_z = max((len(ap.profile.zones) for ap in params.applied[:n_sym]), default=1)
     zones = np.full((n_sym, n_z, 5), np.nan)
     n_zones = np.zeros(n_sym, dtype=np.int64)
