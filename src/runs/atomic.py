@@ -114,10 +114,14 @@ class JsonlAppender:
             pass
 
     def write_lines(self, data: bytes) -> None:
-        """Append whole lines already serialised (the kernel's trades of a chunk) in one write(2)."""
-        written = os.write(self._fd, data)
-        if written != len(data):
-            raise OSError(f"short write to trades file: {written} of {len(data)} bytes")
+        """Append whole lines already serialised (the kernel's trades of a chunk), cut back to the
+        last whole line if the write fails part-way, as `append` does."""
+        try:
+            _write_all(self._fd, data, self.path)
+        except OSError:
+            self._cut_back()
+            raise
+        self._size += len(data)
 
     def close(self) -> None:
         if self._fd >= 0:
