@@ -200,7 +200,8 @@ def main() -> int:
         summary = []
         for name, (overrides, engines, slice_s) in (QUICK if args.quick else WORKLOADS).items():
             specs = [(e, roots[e], overrides) for e in engines if roots[e] is not None]
-            sliced = overrides + [f"stage.duration_s={slice_s}"] if slice_s else None
+            sliced = ([o for o in overrides if not o.startswith("stage.duration_s=")]  # a key given twice is refused
+                      + [f"stage.duration_s={slice_s}"]) if slice_s else None
             if sliced:
                 specs += [("kernel", ROOT, sliced), ("reference", ROOT, sliced)]
             ms = measure(specs, repeat)
