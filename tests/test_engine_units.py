@@ -125,3 +125,25 @@ def test_profiles_by_mode_and_fallback() -> None:
     assert [(x.profile_name, x.source) for x in strict] == [("a", "symbol"), ("b", "fallback")]
     assert [x.profile_name for x in adv] == ["b", "a"]
     assert not math.isnan(PROFILE.zones[0].lo_bps)
+
+
+def test_seq_sum_adds_left_to_right_on_every_python() -> None:
+    # 1e16 + 1.0 rounds back to 1e16 (the spacing there is 2.0): sequential gives 0.0; the
+    # builtin sum() of Python 3.12+ compensates and gives 1.0, so results would depend on Python.
+    from src.engine.loop import seq_sum
+    assert seq_sum([1e16, 1.0, -1e16]) == 0.0
+    assert seq_sum([0.1, 0.2, 0.3]) == (0.1 + 0.2) + 0.3
+    assert seq_sum([]) == 0
+
+
+def test_float_totals_never_use_the_builtin_sum() -> None:
+    """KPI and result totals go through seq_sum; the builtin only counts (sum(1 for ...))."""
+    import ast
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1] / "src" / "engine"
+    for name in ("kpi.py", "loop.py", "kernel_run.py"):
+        for node in ast.walk(ast.parse((root / name).read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "sum":
+                arg = ast.unparse(node.args[0])
+                integers = arg.startswith("(1 for ") or "len" in arg or "cache_" in arg  # counts, sizes
+                assert integers, f"{name}:{node.lineno}: builtin sum() of {arg}: use seq_sum for floats"

@@ -21,7 +21,8 @@ import numpy as np
 from src.engine.exits import EXIT_REASONS
 from src.engine.fills import Legs
 from src.engine.kernel_writer import ChunkWriter
-from src.engine.loop import CHUNK_TICKS, REJECTION_REASONS, SECONDS_PER_DAY, EngineParams, Position, SessionResult
+from src.engine.loop import (CHUNK_TICKS, REJECTION_REASONS, SECONDS_PER_DAY, EngineParams, Position, SessionResult,
+                             seq_sum)
 from src.market.book import growth_pow
 from src.market.tape import Market
 
@@ -365,5 +366,5 @@ def _result(kn: Any, rec: np.ndarray, st: np.ndarray, rej: np.ndarray, last_fx: 
                                            Legs(f[kn.P_QTY], f[kn.P_USDT], f[kn.P_KRW], f[kn.P_SLIP_USDT],
                                                 f[kn.P_SLIP_KRW]), f[kn.P_FX], f[kn.P_TARGET]))
         marks.append(float(kn.mark_to_market(pos_f[s], int(pos_i[s, 1]), last_q[s], prm)))
-    res.unrealized_pnl_krw = sum(marks)
+    res.unrealized_pnl_krw = seq_sum(marks)
     return res

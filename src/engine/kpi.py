@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from src.engine.exits import EXIT_REASONS
-from src.engine.loop import SessionResult, _r
+from src.engine.loop import SessionResult, _r, seq_sum
 from src.engine.zones import Applied
 
 
@@ -13,7 +13,7 @@ def summarize(res: SessionResult, applied: tuple[Applied, ...], zone_evidence: d
     """KPI summary: counts, PnL (KRW, and USD at the reported FX), costs, risk, per symbol."""
     col = _columns(res.trades)
     pnl = col("pnl_krw")
-    pnl_krw = sum(pnl)
+    pnl_krw = seq_sum(pnl)
     fx = res.last_fx
     wins = sum(1 for x in pnl if x > 0)
     exits = {k: 0 for k in EXIT_REASONS}
@@ -36,7 +36,7 @@ def summarize(res: SessionResult, applied: tuple[Applied, ...], zone_evidence: d
             "profile": ap.profile_name,
             "round_trips": len(mine),
             "wins": sum(1 for x in mine if x > 0),
-            "pnl_krw": _r(sum(mine), 2),
+            "pnl_krw": _r(seq_sum(mine), 2),
         }
     kinds = col("time_limit_kind")
     n = len(pnl)
@@ -53,10 +53,10 @@ def summarize(res: SessionResult, applied: tuple[Applied, ...], zone_evidence: d
         "total_pnl_krw": _r(pnl_krw, 2),
         "total_pnl_usd": _r(pnl_krw / fx, 6) if n else 0.0,
         "fx_rate": _r(fx, 6) if res.ticks and fx == fx else None,  # None: no tick (with a valid FX) ran
-        "fees_krw": _r(sum(col("fees_krw")), 2),
-        "slippage_krw": _r(sum(col("slippage_krw")), 2),
+        "fees_krw": _r(seq_sum(col("fees_krw")), 2),
+        "slippage_krw": _r(seq_sum(col("slippage_krw")), 2),
         "max_drawdown_krw": _r(max_dd, 2),
-        "avg_hold_s": _r(sum(col("hold_s")) / n, 6) if n else 0.0,
+        "avg_hold_s": _r(seq_sum(col("hold_s")) / n, 6) if n else 0.0,
         "entry_signals": res.entry_signals,
         "entries": n + len(res.open_positions),
         "rejections": dict(res.rejections),

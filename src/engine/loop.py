@@ -7,7 +7,7 @@ an entry. Everything is deterministic: no wall clock, no hashing order, seeded m
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -20,9 +20,23 @@ from src.market.tape import Market, MarketChunk
 
 CHUNK_TICKS = 3600
 SECONDS_PER_DAY = 86400.0
+
+
 def _r(x: float, nd: int) -> float:
     """Round for the record; + 0.0 turns -0.0 into 0.0 so equal values print alike."""
     return round(x, nd) + 0.0
+
+
+def seq_sum(values: Iterable[float]) -> float:
+    """Left-to-right sum, one IEEE rounding per addition, on every Python.
+
+    Not the builtin: from Python 3.12 `sum()` of floats is compensated (Neumaier), so the
+    same trades would give other last bits on 3.11 than on 3.12/3.13.
+    """
+    acc = 0
+    for x in values:
+        acc += x
+    return acc
 
 
 REJECTION_REASONS = ("outside_zones", "kill_switch", "max_open_positions", "insufficient_depth", "cost_floor")
@@ -120,8 +134,8 @@ def run_session(market: Market, params: EngineParams, on_trade: Callable[[dict],
         if res.interrupted:
             break
     res.open_positions = [open_[s] for s in sorted(open_)]
-    res.unrealized_pnl_krw = sum(mark_to_market(p, last_valid[p.symbol_idx], params, book)  # type: ignore[arg-type]
-                                 for p in res.open_positions)
+    res.unrealized_pnl_krw = seq_sum(mark_to_market(p, last_valid[p.symbol_idx], params, book)  # type: ignore[arg-type]
+                                     for p in res.open_positions)
     return res
 
 
