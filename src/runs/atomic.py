@@ -96,10 +96,16 @@ class JsonlAppender:
 
     def append(self, obj: Any) -> None:
         line = json.dumps(obj, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
-        data = line.encode("utf-8")
+        self.write_lines(line.encode("utf-8"))
+
+    def write_lines(self, data: bytes) -> None:
+        """Append whole lines already serialised (one trade, or the kernel's trades of a chunk).
+
+        One write(2); a short one (full disk, size limit, a signal) is followed by the rest,
+        which either completes the lines or fails with the real reason, after the file is cut
+        back to its last whole line.
+        """
         try:
-            # one write(2) a line; a short one (full disk, size limit, a signal) is followed by the
-            # rest, which either completes the line or fails with the real reason
             _write_all(self._fd, data, self.path)
         except OSError:
             self._cut_back()
@@ -112,16 +118,6 @@ class JsonlAppender:
             os.ftruncate(self._fd, self._size)
         except OSError:  # pragma: no cover - nothing better to do; the error raised next says why
             pass
-
-    def write_lines(self, data: bytes) -> None:
-        """Append whole lines already serialised (the kernel's trades of a chunk), cut back to the
-        last whole line if the write fails part-way, as `append` does."""
-        try:
-            _write_all(self._fd, data, self.path)
-        except OSError:
-            self._cut_back()
-            raise
-        self._size += len(data)
 
     def close(self) -> None:
         if self._fd >= 0:
