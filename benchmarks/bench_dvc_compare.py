@@ -43,7 +43,7 @@ from pathlib import Path
 from omegaconf import open_dict
 from src.config.loader import compose_config, from_composed
 from src.provenance.purge import purge_bytecode
-from src.runs.execute import execute
+from src.runner.execute import execute
 root = Path('.').resolve()
 overrides = ['stage=d92-5', 'stage.duration_s=10']
 cfg, choices = compose_config(root, overrides)

@@ -2,3 +2,4 @@
 
 Run from the repository root: `python -m src.run stage=d92-5`.
 """
+PACKAGE = __name__  # "src": the project package, as the guard, the purge and the code inventory name it

@@ -10,19 +10,9 @@ import signal
 import sys
 import time
 
-_SIGINT_SEEN = False
-
-
-def _on_sigint(_signum: int, _frame: object) -> None:
-    """Python's own behaviour (KeyboardInterrupt), remembered: an interrupt that lands inside
-    Hydra/OmegaConf can surface as some other error from a half-updated object, and must
-    still end as an interrupt (exit 130), never as a config error or a traceback."""
-    global _SIGINT_SEEN
-    _SIGINT_SEEN = True
-    raise KeyboardInterrupt
-
-
-signal.signal(signal.SIGINT, _on_sigint)
+# Ctrl-C is Python's KeyboardInterrupt from the first line on, even when this process was
+# started with SIGINT ignored; main() has it remembered (src/runner/interrupt.py says why).
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _how_to_run() -> str | None:
@@ -78,35 +68,33 @@ def _load_from_source(names: tuple[str, ...]) -> tuple[str | None, list[str]]:
 # then checks that src/__init__.py and this file ran from their source (SECURITY.md). Every
 # other project module is imported after the purge, from source.
 _PRE_PURGE = ("src.provenance", "src.provenance.preflight", "src.provenance.purge", "src.runs", "src.runs.paths")
-try:
-    if __name__ == "__main__":
-        if _msg := _how_to_run():
-            print(_msg, file=sys.stderr)
-            sys.exit(2)
-        _msg, _fresh = _load_from_source(_PRE_PURGE)
-        if _msg:
-            print(_msg, file=sys.stderr)
-            sys.exit(3)
-    from src.provenance.preflight import preflight
-    from src.provenance.purge import purge_bytecode
-    from src.runs.paths import RepoRootError, find_repo_root
-    if __name__ == "__main__":
-        from pathlib import Path as _Path
-        preflight(_Path.cwd().resolve(), fresh=_fresh)  # exit 3, or one restart from purged caches
-except KeyboardInterrupt:  # Ctrl-C while this module loads: as in __main__ below, nothing was run
-    print("interrupted before the run started: nothing was run", file=sys.stderr, flush=True)
-    # os._exit, not sys.exit: runpy may still see the interrupt and make the exit a SIGINT
-    # death (-2) instead of our documented 130 (seen once in CI).
-    import os
-    os._exit(130)
 
-EXIT_OK, EXIT_GATE, EXIT_USAGE, EXIT_PROVENANCE, EXIT_CRASH, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+
+def _start() -> None:
+    """Before any other project module: exit 2 if not run from a repo root, exit 3 (or one
+    restart from purged caches) if the code already running is not its recorded source."""
+    if _msg := _how_to_run():
+        print(_msg, file=sys.stderr)
+        sys.exit(2)  # ExitCode.USAGE: literals here, where only the stdlib may be imported yet
+    _msg, _fresh = _load_from_source(_PRE_PURGE)
+    if _msg:
+        print(_msg, file=sys.stderr)
+        sys.exit(3)  # ExitCode.PROVENANCE
+    from pathlib import Path
+
+    from src.provenance.preflight import preflight
+    from src.provenance.purge import purge_bytecode  # noqa: F401  (loaded now: preflight checks them too)
+    from src.runs.paths import find_repo_root  # noqa: F401
+    preflight(Path.cwd().resolve(), fresh=_fresh)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Hydra's command line (src.config.hydra_app): a run, a sweep (-m), or a show command
     (--help, --cfg, --info, ...) that Hydra itself answers and that runs nothing.
     The purge comes first on every path, before any project module that composes or runs."""
+    from src.provenance.purge import purge_bytecode
+    from src.runs.paths import RepoRootError, find_repo_root
+
     argv = list(sys.argv[1:] if argv is None else argv)
     t0 = time.perf_counter()
     try:
@@ -116,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     purge = purge_bytecode(root)
     t_purge = time.perf_counter() - t0
     try:
+        from src.runner.interrupt import PROCESS as interrupts
+        interrupts.remember_sigint()
         from src.config.hydra_app import HydraUsageError, parse, show
         from src.config.loader import ConfigError, load_config
     except ImportError as exc:
@@ -135,11 +125,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         loaded = load_config(cli.overrides, root)
     except ConfigError as exc:
-        if _SIGINT_SEEN:
+        if interrupts.sigint_seen:
             raise KeyboardInterrupt from exc
         return _usage_error(str(exc))
     try:
-        from src.runs.execute import execute
+        from src.runner.execute import execute
     except ImportError as exc:
         return _import_error(exc)
 
@@ -147,39 +137,45 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _usage_error(msg: str) -> int:
+    from src.exitcodes import ExitCode
+
     print(f"error: {msg}", file=sys.stderr)
-    return EXIT_USAGE
+    return ExitCode.USAGE
 
 
 def _import_error(exc: ImportError) -> int:
     """A project module with no source left (its bytecode was purged), or a missing dependency."""
+    from src import PACKAGE
+
     name = exc.name or ""
-    if name.split(".")[0] != "src":
+    if name.split(".")[0] != PACKAGE:
         return _usage_error(f"{exc}: install the dependencies listed in pyproject.toml")
     print(f"error: import provenance refused: {exc}: its source file is missing from this checkout; "
           f"restore it (e.g. git checkout -- {name.replace('.', '/')}.py)", file=sys.stderr)
-    return EXIT_PROVENANCE
+    from src.exitcodes import ExitCode
+
+    return ExitCode.PROVENANCE
+
+
+def _interrupted(exc: BaseException) -> None:
+    """Ctrl-C before the run folder existed (after it, execute records it): one line, exit 130.
+    Returns (for the caller to re-raise) when `exc` is a plain error that no Ctrl-C caused."""
+    from src.runner.interrupt import PROCESS, exit_before_run
+
+    if isinstance(exc, KeyboardInterrupt) or PROCESS.sigint_seen:
+        exit_before_run()
 
 
 if __name__ == "__main__":
     try:
+        _start()
         _rc = main()
-        # The run is recorded and reported. A Ctrl-C from here on could only race Python's own
-        # shutdown, which restores SIGINT's default action and would end the process as a
-        # SIGINT death (-2) instead of the run's exit code: keep it pending until we exit.
+        # The run is recorded and reported: keep a Ctrl-C pending until we exit (interrupt.py).
         if hasattr(signal, "pthread_sigmask"):
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         sys.exit(_rc)
     except BrokenPipeError:  # output piped into `head`: the run itself is recorded already
-        sys.exit(EXIT_OK)
-    except Exception:
-        if not _SIGINT_SEEN:
-            raise
-        print("interrupted before the run started: nothing was run", file=sys.stderr, flush=True)
-        import os
-        os._exit(EXIT_INTERRUPTED)
-    except KeyboardInterrupt:  # before the run folder existed (after it, execute records it)
-        print("interrupted before the run started: nothing was run", file=sys.stderr, flush=True)
-        sys.stdout.flush()
-        import os
-        os._exit(EXIT_INTERRUPTED)  # see the note at the top: the exit code must stay 130
+        sys.exit(0)  # ExitCode.OK
+    except (Exception, KeyboardInterrupt) as _exc:
+        _interrupted(_exc)
+        raise

@@ -25,12 +25,12 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from src.exitcodes import ExitCode
+from src.runner.interrupt import PROCESS as interrupts
 from src.runs.atomic import write_json_atomic, write_text_atomic
 from src.runs.paths import LOGS_DIRNAME, RepoRootError, find_repo_root, new_run_id
 
-EXIT_OK, EXIT_GATE, EXIT_USAGE, EXIT_CRASH, EXIT_INTERRUPTED = 0, 1, 2, 4, 130
 RAY_INIT = "hydra.launcher.ray.init"
-_interrupted = False  # set in a process whose job was interrupted: later jobs there are skipped
 
 
 def job(cfg: Any) -> dict[str, Any]:
@@ -41,30 +41,30 @@ def job(cfg: Any) -> dict[str, Any]:
     hc = HydraConfig.get()
     num, overrides = int(hc.job.num), list(hc.overrides.task)
     base = {"job": num, "overrides": overrides, "worker": {"host": socket.gethostname(), "pid": os.getpid()}}
-    if _interrupted:
-        return dict(base, exit_code=EXIT_INTERRUPTED, status="skipped", error="an earlier job was interrupted")
+    if interrupts.job_interrupted:  # an earlier job in this process was interrupted: skip the rest
+        return dict(base, exit_code=ExitCode.INTERRUPTED, status="skipped", error="an earlier job was interrupted")
     try:
         root = job_root(hc)
     except RepoRootError as exc:
         print(f"error: job {num}: {exc}", file=sys.stderr)
-        return dict(base, exit_code=EXIT_USAGE, status="refused", error=str(exc))
+        return dict(base, exit_code=ExitCode.USAGE, status="refused", error=str(exc))
 
     from src.provenance.purge import purge_bytecode
-    # As in src.run: only stdlib-only project modules (this one, paths, atomic, purge) come
-    # before the purge; the config, engine and record modules are imported after it, from source.
+    # As in src.run: only stdlib-only project modules (this one, exitcodes, interrupt, paths, atomic,
+    # purge) come before the purge; the config, engine and record modules are imported after it, from source.
     purge = purge_bytecode(root)
     t_purge = time.perf_counter() - t0
     from src.config.loader import GROUPS, ConfigError, from_composed
-    from src.runs.execute import execute
+    from src.runner.execute import execute
 
     choices = {k: str(v) for k, v in hc.runtime.choices.items() if k in GROUPS}
     try:  # Hydra hands the task its config with the hydra node already removed
         loaded = from_composed(root, cfg, choices, overrides)
     except ConfigError as exc:
         print(f"error: job {num} ({' '.join(overrides)}): {exc}", file=sys.stderr)
-        return dict(base, exit_code=EXIT_USAGE, status="refused", error=str(exc))
+        return dict(base, exit_code=ExitCode.USAGE, status="refused", error=str(exc))
     outcome = execute(loaded, overrides, purge, t_start=t0, t_purge=t_purge, out=lambda s: None)
-    _note_interrupt(outcome.status)
+    interrupts.note_job(outcome.status)
     kpis = None if outcome.kpis is None else {k: v for k, v in outcome.kpis.items() if k != "per_symbol"}
     return dict(
         base,
@@ -86,12 +86,6 @@ def job_root(hc: Any) -> Path:
         if (conf / "config.yaml").is_file():
             return conf.resolve().parent
     return find_repo_root()  # raises RepoRootError with what to do
-
-
-def _note_interrupt(status: str) -> None:
-    global _interrupted
-    if status == "interrupted":
-        _interrupted = True
 
 
 def launcher_of(overrides: Sequence[str]) -> str:
@@ -136,7 +130,7 @@ def collect(returns: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
         err = one_line(exc) if isinstance(exc, BaseException) else str(exc)
         num = r.hydra_cfg.hydra.job.num if r.hydra_cfg is not None else len(jobs)
         print(f"error: job {num} crashed: {type(exc).__name__}: {err}", file=sys.stderr)
-        jobs.append({"job": num, "overrides": list(r.overrides or []), "exit_code": EXIT_CRASH,
+        jobs.append({"job": num, "overrides": list(r.overrides or []), "exit_code": ExitCode.CRASH,
                      "status": "crashed", "error": f"{type(exc).__name__}: {err}"})
     return sorted(jobs, key=lambda j: j["job"])
 
@@ -153,13 +147,13 @@ def multirun(argv: list[str]) -> int:
         root = find_repo_root()
     except RepoRootError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     try:  # every override takes effect in every job or the sweep is refused before any job runs
         from src.config.loader import check_command_line
         check_command_line(root, overrides, sweep=True)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     launcher = launcher_of(overrides)
     sweep_id = new_run_id("sweep", launcher if re.fullmatch(r"[A-Za-z0-9_]+", launcher) else "multirun")
     sweep_dir = root / LOGS_DIRNAME / "_sweeps" / sweep_id
@@ -181,10 +175,10 @@ def multirun(argv: list[str]) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         _drop_unused(sweep_dir)
-        return EXIT_USAGE
+        return ExitCode.USAGE
     except KeyboardInterrupt:
         print(f"interrupted: sweep {sweep_dir.relative_to(root).as_posix()} (no summary)", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return ExitCode.INTERRUPTED
     except Exception as exc:  # Hydra's own composition/override errors
         from hydra.errors import HydraException
         from omegaconf.errors import OmegaConfBaseException
@@ -192,7 +186,7 @@ def multirun(argv: list[str]) -> int:
         if isinstance(exc, (HydraException, OmegaConfBaseException)):
             print(f"error: {one_line(exc)}", file=sys.stderr)
             _drop_unused(sweep_dir)
-            return EXIT_USAGE
+            return ExitCode.USAGE
         raise
     finally:
         GlobalHydra.instance().clear()
@@ -209,7 +203,7 @@ def multirun(argv: list[str]) -> int:
         "launcher": launcher,
         "driver": {"host": socket.gethostname(), "pid": os.getpid()},
         "wall_s": round(time.perf_counter() - t0, 3),
-        "exit_code": max(codes) if codes else EXIT_OK,
+        "exit_code": max(codes) if codes else ExitCode.OK,
         "jobs": jobs,
     }
     sweep_dir.mkdir(parents=True, exist_ok=True)

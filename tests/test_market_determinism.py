@@ -183,7 +183,7 @@ def test_no_dispatch_dependent_numpy_or_libm_call_in_the_market_math() -> None:
                      "random", "sum", "mean", "dot", "prod", "std", "var"}
     files = ["src/market/synthetic.py", "src/market/ziggurat.py", "src/market/synth_jit.py", "src/market/book.py",
              "src/market/tape.py",
-             "src/engine/fills.py", "src/engine/exits.py", "src/engine/kpi.py", "src/runs/plotdata.py"]
+             "src/engine/fills.py", "src/engine/exits.py", "src/engine/kpi.py", "src/runner/plotdata.py"]
     for rel in files:
         found = []
         for node in ast.walk(ast.parse((REPO / rel).read_text())):

@@ -48,7 +48,7 @@ def reseal(run_dir: Path) -> None:
 
 def test_record_holds_the_sha256_of_every_output_file(repo: Path) -> None:
     # a new output file written by any module before the record is covered without being listed
-    plots = repo / "src/runs/plotdata.py"
+    plots = repo / "src/runner/plotdata.py"
     text = plots.read_text()
     anchor = '    return {n: f"plots/{n}.csv"'
     assert anchor in text

@@ -18,9 +18,13 @@ import sys
 from pathlib import Path
 
 from src.acceptance import gates
-from src.provenance.outputs import EXIT_EDITED, Verification, verify_run
+from src.exitcodes import ExitCode
+from src.provenance.outputs import Verification, verify_run
+from src.provenance.record import acceptance_rules, final_hardlock
+from src.runs.paths import run_files
 
-_WORST = (0, 1, 2, EXIT_EDITED)  # exit codes, least to most serious
+EXIT_EDITED = ExitCode.EDITED
+_WORST = (ExitCode.OK, ExitCode.GATE, ExitCode.USAGE, ExitCode.EDITED)  # least to most serious
 
 
 class RunReadError(ValueError):
@@ -38,34 +42,34 @@ def _load(path: Path) -> dict:
 
 def recheck(run_dir: Path) -> dict:
     """Evaluate the recorded rules against the recorded results of one run folder."""
-    run_dir = run_dir.resolve()
-    meta = _load(run_dir / "runtime_meta.json")
-    kpi = _load(run_dir / "kpi_summary.json")
+    files = run_files(run_dir.resolve())  # <root>/logs/<stage>/<run_id>
+    meta = _load(files.runtime_meta)
+    kpi = _load(files.kpi_summary)
     try:
-        rules = meta["config"]["resolved"]["stage"]["acceptance"]
+        rules = acceptance_rules(meta)
     except (KeyError, TypeError):
-        raise RunReadError(f"{run_dir / 'runtime_meta.json'}: no config.resolved.stage.acceptance") from None
-    root = run_dir.parents[2]  # <root>/logs/<stage>/<run_id>
-    kpi_path = (run_dir / "kpi_summary.json").relative_to(root).as_posix()
-    lock = (meta.get("guard") or {}).get("hardlock_final") or (meta.get("guard") or {}).get("hardlock") or {}
-    metrics = gates.build_metrics(kpi, kpi_path, kpi.get("zone_profiles_loaded"), lock.get("violations"))
+        raise RunReadError(f"{files.runtime_meta}: no config.resolved.stage.acceptance") from None
+    lock = final_hardlock(meta)
+    metrics = gates.build_metrics(kpi, files.rel(files.kpi_summary), kpi.get("zone_profiles_loaded"),
+                                  lock.get("violations"))
     try:
         result = gates.evaluate(rules, metrics)
     except (KeyError, TypeError, AttributeError) as exc:  # a hand-edited record: say so, in one line
-        raise RunReadError(f"{run_dir / 'runtime_meta.json'}: malformed acceptance rules ({exc!r})") from None
+        raise RunReadError(f"{files.runtime_meta}: malformed acceptance rules ({exc!r})") from None
     result["status"] = meta.get("status")
     return result
 
 
 def _check_one(run: Path, as_json: bool) -> tuple[int, dict]:
     """(exit code, JSON result) of one folder: verify it, then re-evaluate its gates."""
-    if run.is_dir() and not (run / "runtime_meta.json").exists() and (run / "kpi_summary.json").exists():
+    files = run_files(run)
+    if run.is_dir() and not files.runtime_meta.exists() and files.kpi_summary.exists():
         if not as_json:  # every run writes its record before any result: this one was deleted
             print(f"run: {run}  edited: runtime_meta.json: deleted")
             print(f"not a result: its record is gone (nothing re-checked, exit {EXIT_EDITED})")
         return EXIT_EDITED, {"state": "edited", "problems": ["runtime_meta.json: deleted"], "passed": False}
-    if not run.is_dir() or not (run / "runtime_meta.json").exists():
-        raise RunReadError(f"{run / 'runtime_meta.json'}: missing (is this a run folder under "
+    if not run.is_dir() or not files.runtime_meta.exists():
+        raise RunReadError(f"{files.runtime_meta}: missing (is this a run folder under "
                            "logs/<stage>/<run_id>?)")
     ver: Verification = verify_run(run.resolve())
     if ver.state in ("edited", "damaged"):
@@ -84,7 +88,7 @@ def _check_one(run: Path, as_json: bool) -> tuple[int, dict]:
             print(gates.table(res))
         if not complete:
             print(f"not a completed run (status {res['status']}): its results are not accepted")
-    return (0 if res["passed"] and complete else 1), res
+    return (ExitCode.OK if res["passed"] and complete else ExitCode.GATE), res
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,14 +96,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("runs", nargs="+", type=Path, help="run folders, e.g. logs/d92-5/<run_id>")
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     args = ap.parse_args(argv)
-    code = 0
+    code = ExitCode.OK
     out = {}
     for run in args.runs:
         try:
             one, res = _check_one(run, args.json)
         except RunReadError as exc:
             print(f"error: {exc}", file=sys.stderr)
-            one, res = 2, {"state": "not a run", "problems": [str(exc)], "passed": False}
+            one, res = ExitCode.USAGE, {"state": "not a run", "problems": [str(exc)], "passed": False}
         code = max(code, one, key=_WORST.index)
         out[str(run)] = res
     if args.json:

@@ -26,8 +26,9 @@ from typing import Any
 
 from src.compare.diff import UNTRUSTED, compare_two, nondeterministic_groups, summary_row
 from src.compare.load import RunNotFound, damaged, list_stage, read_folder, resolve
-from src.provenance.outputs import EXIT_EDITED
 from src.compare.render import render_pair, render_table
+from src.exitcodes import ExitCode
+from src.provenance.record import started_at
 from src.runs.paths import RepoRootError, find_repo_root
 
 
@@ -50,11 +51,11 @@ def main(argv: list[str] | None = None) -> int:
         runs = [resolve(root, r, args.dvc_stage) for r in args.runs]
         if args.stage:
             folder = [_read_listed(p, root) for p in list_stage(root, args.stage)]
-            folder.sort(key=lambda r: (r.meta.get("started_at") or "", r.label))
+            folder.sort(key=lambda r: (started_at(r.meta) or "", r.label))
             runs += folder[-args.last:] if args.last else folder
     except (RunNotFound, RepoRootError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
     if len(runs) == 2 and not args.stage:
         report: dict[str, Any] = compare_two(*runs)
         flagged = report["nondeterminism"]
@@ -67,8 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         out = json.dumps(report, indent=2, sort_keys=True) if args.json else render_table(rows, groups, args.markdown)
     print(out)
     if any(r.state in UNTRUSTED for r in runs):
-        return EXIT_EDITED
-    return 1 if flagged else 0
+        return ExitCode.EDITED
+    return ExitCode.GATE if flagged else ExitCode.OK
 
 
 def _read_listed(path: Path, root: Path) -> Any:
@@ -83,4 +84,4 @@ if __name__ == "__main__":
     try:
         sys.exit(main())
     except BrokenPipeError:
-        sys.exit(0)
+        sys.exit(ExitCode.OK)

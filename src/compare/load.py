@@ -12,8 +12,8 @@ from typing import Any
 import yaml
 
 from src.provenance.outputs import read_record, verify_run
-from src.provenance.record import deterministic_provenance
-from src.runs.paths import LOGS_DIRNAME
+from src.provenance.record import deterministic_provenance, recorded_outputs, run_process, started_at
+from src.runs.paths import LOGS_DIRNAME, RUN_FILE_NAMES, run_files
 
 
 class RunNotFound(ValueError):
@@ -37,7 +37,7 @@ class RunRecord:
     @property
     def outputs(self) -> dict[str, str] | None:
         """{file: sha256} as recorded, for an intact run only."""
-        return ((self.meta.get("outputs") or {}).get("sha256")) if self.state == "intact" else None
+        return recorded_outputs(self.meta) if self.state == "intact" else None
 
     @property
     def fingerprint(self) -> str | None:
@@ -101,8 +101,8 @@ def check_shape(meta: dict[str, Any], kpis: dict[str, Any] | None, prov: dict[st
 
 def damaged(label: str, reason: str, meta: dict[str, Any] | None = None) -> RunRecord:
     """A run listed with the reason it cannot be read; nothing of its record is used but its start time."""
-    started = (meta or {}).get("started_at")
-    kept = {"started_at": started} if isinstance(started, str) else {}
+    started = started_at(meta or {})
+    kept = {"started_at": started} if started is not None else {}
     return RunRecord(label, "folder", "damaged", None, None, kept, state="damaged", problems=[reason])
 
 
@@ -111,9 +111,8 @@ def _status(meta: dict[str, Any]) -> str:
     status = meta.get("status") or "unknown"
     if status != "running":
         return status
-    host = (meta.get("environment") or {}).get("host")
-    pid = meta.get("pid")
-    if host == socket.gethostname() and isinstance(pid, int):
+    host, pid = run_process(meta)
+    if host == socket.gethostname() and pid is not None:
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
@@ -128,9 +127,10 @@ def read_folder(run_dir: Path, root: Path, label: str | None = None) -> RunRecor
     """Read and verify a run folder; whatever is missing is None, whatever is unreadable makes
     the run `damaged` (with the reason), never a crash."""
     label = label or run_dir.name
-    meta_p, kpi_p, prov_p = run_dir / "runtime_meta.json", run_dir / "kpi_summary.json", run_dir / "provenance.json"
+    files = run_files(run_dir)
+    meta_p, kpi_p, prov_p = files.runtime_meta, files.kpi_summary, files.provenance
     if not meta_p.exists() and not kpi_p.exists():
-        if (run_dir / "run.log").exists() or not any(run_dir.iterdir()):  # a run killed before its first record
+        if files.run_log.exists() or not any(run_dir.iterdir()):  # a run killed before its first record
             return RunRecord(label, "folder", "abandoned", None, None)
         raise RunNotFound(f"{run_dir}: no runtime_meta.json or kpi_summary.json: not a run folder")
     meta: dict[str, Any] = {}
@@ -221,9 +221,10 @@ def revision_trades(root: Path, ref: str, dvc_stage: str = "smoke") -> list[dict
     """The DVC stage's trades.jsonl at a git revision or experiment (DVC-cached, not in git)."""
     rec = read_revision(root, ref, dvc_stage)
     folder = rec.kpi_path.rsplit("/", 1)[0] if rec.kpi_path else ""
-    text = revision_text(root, rec.source.split(":", 1)[1], f"{folder}/trades.jsonl")
+    rel = f"{folder}/{RUN_FILE_NAMES['trades']}"
+    text = revision_text(root, rec.source.split(":", 1)[1], rel)
     if text is None:
-        raise RunNotFound(f"{ref!r}: {folder}/trades.jsonl is neither in git nor in the DVC cache or remote "
+        raise RunNotFound(f"{ref!r}: {rel} is neither in git nor in the DVC cache or remote "
                           "(`dvc pull` fetches it)")
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
@@ -241,13 +242,14 @@ def read_revision(root: Path, ref: str, dvc_stage: str) -> RunRecord:
         raise RunNotFound(f"{ref!r} ({sha[:10]}): params.yaml has no {dvc_stage}.stage") from None
     folder = f"{LOGS_DIRNAME}/{stage}/{dvc_stage}"
     files = {}
-    for name in ("kpi_summary.json", "provenance.json"):
-        shown = _git(root, "show", f"{sha}:{folder}/{name}")
-        files[name] = _json(shown.stdout, f"{ref}:{folder}/{name}") if shown.returncode == 0 else None
-    if files["kpi_summary.json"] is None:
-        raise RunNotFound(f"{ref!r} ({sha[:10]}): no {folder}/kpi_summary.json committed there")
-    return RunRecord(ref, f"git:{sha}", "completed", files["kpi_summary.json"], files["provenance.json"],
-                     {}, f"{folder}/kpi_summary.json")
+    for key in ("kpi_summary", "provenance"):
+        rel = f"{folder}/{RUN_FILE_NAMES[key]}"
+        shown = _git(root, "show", f"{sha}:{rel}")
+        files[key] = _json(shown.stdout, f"{ref}:{rel}") if shown.returncode == 0 else None
+    kpi_rel = f"{folder}/{RUN_FILE_NAMES['kpi_summary']}"
+    if files["kpi_summary"] is None:
+        raise RunNotFound(f"{ref!r} ({sha[:10]}): no {kpi_rel} committed there")
+    return RunRecord(ref, f"git:{sha}", "completed", files["kpi_summary"], files["provenance"], {}, kpi_rel)
 
 
 def resolve(root: Path, ref: str, dvc_stage: str = "smoke") -> RunRecord:

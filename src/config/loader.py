@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,8 @@ from src.config.composed import check_composed, explain_missing, unknown_key_hin
 from src.config.overrides import GROUPS, OverrideError, check_overrides
 from src.config.schema import RootConfig, register_configs
 from src.config.validate import validate
-from src.runs import paths
+from src.runner.interrupt import reraise_if_interrupted
+from src.runs.paths import RepoRootError, find_repo_root
 
 CONFIG_NAME = "config"
 
@@ -42,24 +44,10 @@ class LoadedConfig:
     overrides: tuple[str, ...]
 
 
-def find_repo_root(start: Path | None = None) -> Path:
-    """The nearest folder at or above `start` (default: cwd) holding conf/config.yaml."""
-    try:
-        return paths.find_repo_root(start)
-    except paths.RepoRootError as exc:
-        raise ConfigError(str(exc)) from exc
-
-
-_registered = False
-
-
+@functools.cache  # the cache is the "done" flag: once per process
 def register_schemas() -> None:
     """Put the typed schemas in Hydra's ConfigStore (idempotent)."""
-    global _registered
-    if _registered:
-        return
     register_configs()
-    _registered = True
 
 
 def one_line(exc: BaseException) -> str:
@@ -89,7 +77,7 @@ def check_command_line(root: Path, overrides: Sequence[str], *, sweep: bool = Fa
     except OverrideError as exc:
         raise ConfigError(str(exc)) from exc
     except (HydraException, OmegaConfBaseException, ValueError, TypeError) as exc:  # Hydra's parser
-        _reraise_interrupt(exc)
+        reraise_if_interrupted(exc)  # Ctrl-C inside OmegaConf: an interrupt, not bad input
         raise ConfigError(one_line(exc)) from exc
 
 
@@ -108,7 +96,7 @@ def compose_config(root: Path, overrides: Sequence[str]) -> tuple[DictConfig, di
         raise ConfigError(f"{', '.join(bad) or 'a config file'}: not UTF-8 text ({exc.reason} at byte "
                           f"{exc.start}): save it as UTF-8") from exc
     except (HydraException, OmegaConfBaseException, ValueError, TypeError) as exc:
-        _reraise_interrupt(exc)
+        reraise_if_interrupted(exc)  # Ctrl-C inside OmegaConf: an interrupt, not bad input
         raise ConfigError(explain_missing(exc, overrides) or one_line(exc) + unknown_key_hint(exc)) from exc
     finally:
         GlobalHydra.instance().clear()
@@ -119,19 +107,6 @@ def compose_config(root: Path, overrides: Sequence[str]) -> tuple[DictConfig, di
     with _open(cfg):
         del cfg["hydra"]
     return cfg, choices
-
-
-def _reraise_interrupt(exc: BaseException) -> None:
-    """Ctrl-C inside OmegaConf can surface as a config error (a half-built node fails in a
-    `finally`): it is an interrupt, not bad input."""
-    todo, seen = [exc], set()
-    while todo:
-        cur = todo.pop()
-        if isinstance(cur, KeyboardInterrupt):
-            raise KeyboardInterrupt from exc
-        if id(cur) not in seen:
-            seen.add(id(cur))
-            todo += [e for e in (cur.__cause__, cur.__context__) if e is not None]
 
 
 def _utf8(path: Path) -> bool:
@@ -165,7 +140,7 @@ def from_composed(root: Path, cfg: DictConfig, choices: dict[str, str], override
         resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True, enum_to_str=True)
         typed = OmegaConf.to_object(cfg)
     except (OmegaConfBaseException, ValueError, TypeError) as exc:
-        _reraise_interrupt(exc)
+        reraise_if_interrupted(exc)  # Ctrl-C inside OmegaConf: an interrupt, not bad input
         raise ConfigError(one_line(exc)) from exc
     assert isinstance(typed, RootConfig) and isinstance(resolved, dict)
     problems = validate(typed, zone_profile_file=f"conf/zone_profile/{choices.get('zone_profile', '?')}.yaml")
@@ -190,6 +165,9 @@ def from_composed(root: Path, cfg: DictConfig, choices: dict[str, str], override
 
 def load_config(overrides: Sequence[str], root: Path | None = None) -> LoadedConfig:
     """Compose and validate the config for `overrides`, from the repo holding conf/."""
-    root = find_repo_root(root)
+    try:
+        root = find_repo_root(root)
+    except RepoRootError as exc:
+        raise ConfigError(str(exc)) from exc
     cfg, choices = compose_config(root, overrides)
     return from_composed(root, cfg, choices, overrides)

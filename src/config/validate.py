@@ -9,9 +9,9 @@ from typing import Any
 
 from src.config.schema import (ClockKind, LiveFxKind, LiveMarketConfig, Op, ReplayMarketConfig, RootConfig,
                                SyntheticMarketConfig, ZoneProfileConfig)
+from src.runs.paths import valid_id
 
-# Patterns are applied with fullmatch: `re.match("...$")` accepts a final newline ("d92-5\n").
-_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+# Stage and run ids: src/runs/paths.py. Patterns are applied with fullmatch: `re.match("...$")` accepts a final newline ("d92-5\n").
 _SYMBOL_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}")
 _METRIC_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*")
 _NAMESPACE_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
@@ -35,7 +35,7 @@ def validate(cfg: RootConfig, zone_profile_file: str = "the zone-profile file") 
     if cfg.seed < 0 or cfg.seed >= 2**63:
         p.append(f"seed={cfg.seed}: must be an integer in [0, 2**63)")
     for key, value in (("stage.id", cfg.stage.id), ("run.id", cfg.run.id)):
-        if value is not None and (not _ID_RE.fullmatch(str(value)) or ".." in str(value)):
+        if value is not None and not valid_id(str(value)):
             p.append(f"{key}={value!r}: must be 1-128 letters, digits, '.', '_' or '-' "
                      "starting with a letter or digit, without '..' or '/' (it names a folder under logs/)")
     ns = cfg.run.dvc_namespace

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from src.config.schema import LiveFxKind, LiveMarketConfig, SymbolSpec
+from src.market.errors import MarketInputError
 from src.market.tape import BookShape
 from src.market.ticks import QuoteChunk, book_meta
 
@@ -51,7 +52,7 @@ class _Venue:
         import ccxt
 
         if ex_id not in ccxt.exchanges:
-            raise ValueError(f"market venue {ex_id!r}: not a ccxt exchange id (e.g. upbit, binance, bithumb)")
+            raise MarketInputError(f"market venue {ex_id!r}: not a ccxt exchange id (e.g. upbit, binance, bithumb)")
         options: dict[str, Any] = {}
         if ex_id.startswith("binance"):
             options = {"defaultType": "spot", "fetchMarkets": {"types": ["spot"]}}
@@ -62,7 +63,7 @@ class _Venue:
             self.ex.urls["api"] = _rebase(self.ex.urls["api"], spec.api_urls[ex_id])
         creds = [k for k, needed in self.ex.requiredCredentials.items() if needed and getattr(self.ex, k, None)]
         if creds:  # pragma: no cover - nothing here sets them
-            raise ValueError(f"market venue {ex_id!r}: credentials {creds} are set; live mode is public-data only")
+            raise MarketInputError(f"market venue {ex_id!r}: credentials {creds} are set; live mode is public-data only")
         self.id = ex_id
         self.wanted: list[str] = []  # ccxt symbols
         self.listed: list[str] | None = None
@@ -147,7 +148,7 @@ class LiveMarket:
         try:
             import ccxt
         except ImportError as exc:  # pragma: no cover - a dependency in pyproject.toml
-            raise ValueError("market=live needs the ccxt package (pip install ccxt)") from exc
+            raise MarketInputError("market=live needs the ccxt package (pip install ccxt)") from exc
         self.spec, self.n_ticks, self.tick_s = spec, n_ticks, tick_s
         self.symbols = tuple(s.symbol for s in universe)
         self.book = BookShape(spec.book_levels, spec.level_step_bps, spec.level_growth)

@@ -1,12 +1,12 @@
 """Record what the engine consumed to a tick file, so the session replays byte for byte."""
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any, Iterator
 
 from src.market.tape import Market, MarketChunk
 from src.market.ticks import TickWriter, slice_chunk
+from src.provenance.digests import sha256_file
 
 
 class RecordingMarket:
@@ -47,5 +47,5 @@ class RecordingMarket:
             self._closed = True
             self._write_pending(ticks_used)
             self._writer.close(extra_meta)
-        h = hashlib.sha256(self.path.read_bytes()).hexdigest()
+        h = sha256_file(self.path)
         return {"ticks": self._writer.ticks, "rows": self._writer.rows, "sha256": h}

@@ -8,7 +8,6 @@ fingerprints however the path is spelled or linked; the path is recorded beside 
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from dataclasses import dataclass
@@ -19,6 +18,8 @@ import numpy as np
 
 from src.config.schema import ReplayMarketConfig, SymbolSpec
 from src.market import ticks
+from src.provenance.digests import sha256_and_size
+from src.market.errors import MarketInputError
 from src.market.tape import BookShape, MarketChunk
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ BATCH_TICKS = 3600
 _FIELDS = ("usdt_bid", "usdt_ask", "krw_bid", "krw_ask", "usdt_size", "krw_size")
 
 
-class ReplayError(ValueError):
+class ReplayError(MarketInputError):
     """A tick file that cannot be replayed: a user error (exit code 2)."""
 
 
@@ -72,7 +73,7 @@ class ReplayMarket:
             log.warning("replay_short file=%s ticks=%d planned=%d: replaying the whole file",
                         self.path, self.ticks_in_file, n_ticks)
         self.n_ticks = min(n_ticks, self.ticks_in_file)
-        self.sha256, self.size = _sha256(self.path)
+        self.sha256, self.size = sha256_and_size(self.path)
 
     def identity(self) -> dict[str, Any]:
         """The file's content digest and what part of it is played; never its name (see `location`)."""
@@ -303,12 +304,3 @@ def _val(arr: Any, r: int) -> str:
 
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
-
-
-def _sha256(path: Path) -> tuple[str, int]:
-    h, size = hashlib.sha256(), 0
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            h.update(block)
-            size += len(block)
-    return h.hexdigest(), size

@@ -304,7 +304,7 @@ def block(mw: np.ndarray, rw: np.ndarray, have: np.ndarray, cap: np.ndarray, poo
 
 def warm_up() -> None:
     """Load (the first time ever, compile) `block` with tiny inputs of the real types, so a
-    run can do it in a thread while it records provenance (src/runs/execute.py)."""
+    run can do it in a thread while it records provenance (src/runner/engines.py)."""
     from src.market import detmath, ziggurat
 
     b, n = 60, 1

@@ -14,8 +14,19 @@ def xxh3_file(path: Path) -> str:
     return xxhash.xxh3_128_hexdigest(Path(path).read_bytes())
 
 
-def sha256_file(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+def sha256_and_size(path: str | os.PathLike[str]) -> tuple[str, int]:
+    """SHA-256 (hex) of a file's bytes, read in 1 MiB blocks (memory stays flat), and how many were read."""
+    h, size = hashlib.sha256(), 0
+    with open(path, "rb", buffering=0) as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+            size += len(block)
+    return h.hexdigest(), size
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """SHA-256 (hex) of a file's bytes: the one way the project digests a file with SHA-256."""
+    return sha256_and_size(path)[0]
 
 
 def digest_obj(obj: Any) -> str:

@@ -16,11 +16,7 @@ from importlib.machinery import EXTENSION_SUFFIXES, SourceFileLoader, Sourceless
 from pathlib import Path
 from types import ModuleType
 
-PACKAGE = "src"
-
-
-class ProvenanceError(RuntimeError):
-    """The run would execute code from somewhere other than this repo's source."""
+from src import PACKAGE
 
 
 def _project_modules(package: str) -> list[tuple[str, ModuleType]]:
@@ -34,7 +30,7 @@ def _project_modules(package: str) -> list[tuple[str, ModuleType]]:
 
 
 def check_imports(root: Path, package: str = PACKAGE) -> dict:
-    """Return {modules: [...], violations: [...]}; raise nothing (see `enforce`)."""
+    """Return {modules: [...], violations: [...]}; raise nothing (the caller refuses the run)."""
     root = Path(root).resolve()
     expected = root / package
     violations: list[str] = []
@@ -115,8 +111,3 @@ def config_links_out(root: Path) -> list[str]:
             elif e.is_dir():
                 todo.append(e.path)
     return sorted(out)
-
-
-def enforce(report: dict) -> None:
-    if report["violations"]:
-        raise ProvenanceError("import provenance refused: " + "; ".join(report["violations"]))

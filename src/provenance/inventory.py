@@ -7,9 +7,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
+from src import PACKAGE
 from src.provenance.digests import file_record, sha256_file
-
-PACKAGE = "src"
 
 
 def _tree(base: Path, suffixes: tuple[str, ...]) -> list[Path]:

@@ -23,11 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from src.exitcodes import ExitCode
+from src.provenance.digests import sha256_file
 from src.runs.atomic import dumps_deterministic
+from src.runs.paths import RUN_FILE_NAMES
 
-EXIT_EDITED = 5  # acceptance and compare: a run's files do not match its record (edited or damaged)
-RECORD_NAME = "runtime_meta.json"
-NOT_DIGESTED = (RECORD_NAME, "run.log")  # the record itself; the log (volatile, appended by the logger)
+EXIT_EDITED = ExitCode.EDITED  # acceptance and compare: a run's files do not match its record
+RECORD_NAME = RUN_FILE_NAMES["runtime_meta"]
+NOT_DIGESTED = (RECORD_NAME, RUN_FILE_NAMES["run_log"])  # the record itself; the log (volatile, appended)
 # Descriptions of the inputs (config.yaml and a params file hold the run id; provenance.json
 # holds data paths beside digests) and DVC's view of the KPIs (metrics.json: a projection of
 # kpi_summary.json, nested under run.dvc_namespace when set): digested and verified, but not
@@ -46,11 +49,7 @@ def _sha256_entry(entry: os.DirEntry[str]) -> str:
         return f"symlink:{os.readlink(entry.path)}"
     if not entry.is_file(follow_symlinks=False):
         return f"not-a-file:{stat.S_IFMT(entry.stat(follow_symlinks=False).st_mode):o}"
-    h = hashlib.sha256()
-    with open(entry.path, "rb", buffering=0) as fh:
-        while chunk := fh.read(1 << 22):
-            h.update(chunk)
-    return h.hexdigest()
+    return sha256_file(entry.path)
 
 
 def _walk(folder: str, prefix: str, out: dict[str, str]) -> None:

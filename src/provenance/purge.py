@@ -13,7 +13,9 @@ import os
 import sys
 from pathlib import Path
 
-PROJECT_PACKAGES = ("src",)
+from src import PACKAGE
+
+PROJECT_PACKAGES = (PACKAGE,)
 
 
 def purge_bytecode(root: Path, packages: tuple[str, ...] = PROJECT_PACKAGES) -> dict:

@@ -1,4 +1,9 @@
-"""runtime_meta.json: the run's record. The only file allowed to hold volatile facts."""
+"""runtime_meta.json: the run's record. The only file allowed to hold volatile facts.
+
+The one module that knows the record's layout: `build_meta` / `finish_meta` / `failed_meta`
+write it (src/runner/execute.py), the accessors below read it (compare, acceptance), and
+`deterministic_provenance` derives provenance.json from it.
+"""
 from __future__ import annotations
 
 import os
@@ -11,9 +16,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from src import PACKAGE
+from src.provenance.digests import digest_obj, sha256_file
 from src.provenance.fingerprint import deterministic_config
+from src.provenance.gitinfo import git_state
 from src.provenance.outputs import output_digests, sealed_text
 from src.runs.atomic import write_text_atomic
+from src.runs.paths import RunPaths
 
 # 2: the record holds `outputs.sha256` (every output file's SHA-256, once final) and a `seal`
 SCHEMA_VERSION = 2
@@ -21,6 +30,8 @@ KEY_PACKAGES = ("numpy", "hydra-core", "omegaconf", "xxhash", "dvc", "PyYAML")
 _SECRET_KEY = re.compile(r"(secret|token|passw|api[_-]?key|access[_-]?key|private[_-]?key|credential|auth)", re.I)
 _SECRET_VALUE = re.compile(r"^(?=.*\d)(?=.*[a-z])(?=.*[A-Z])[A-Za-z0-9+/=_]{32,}$")  # API-key-like
 REDACTED = "***redacted***"
+ENTRY_MODULE = f"{PACKAGE}/run.py"  # the entry module whose SHA-256 the record holds
+PATH_KEYS = ("run_dir", "kpi_summary", "runtime_meta", "trades", "resolved_config", "run_log")
 
 
 def utc_now() -> str:
@@ -106,3 +117,87 @@ def write_record(path: Path, meta: dict[str, Any]) -> None:
 def record_outputs(run_dir: Path, meta: dict[str, Any]) -> None:
     """Put the SHA-256 of every output file into the record: call once the outputs are final."""
     meta["outputs"] = {"sha256": output_digests(run_dir)}
+
+
+def build_meta(*, paths: RunPaths, argv: list[str], config: dict[str, Any], code: list[dict[str, Any]],
+               zone_profile: dict[str, Any], data_identity: dict[str, Any], data_location: Any, seed: int,
+               fingerprint: str, purge: dict[str, Any], hardlock: dict[str, Any]) -> dict[str, Any]:
+    """The record as written when the run starts (status `running`).
+
+    config: {digest, choices, resolved (secrets redacted here), files}; code: the code inventory;
+    data_location: where the data came from (None for generated data: no location key)."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": paths.run_id,
+        "stage_id": paths.stage_id,
+        "status": "running",
+        "pid": os.getpid(),  # with environment.host, tells a live run from an abandoned one
+        "started_at": utc_now(),
+        "ended_at": None,
+        "error": None,
+        "command": {"argv": redact(["python", "-m", f"{PACKAGE}.run", *argv]), "overrides": redact(list(argv))},
+        "paths": {k: paths.rel(getattr(paths, k)) for k in PATH_KEYS},
+        "config": dict(config, resolved=redact(config["resolved"])),
+        "code": {"package": PACKAGE, "files": code, "digest": digest_obj({f["path"]: f["xxh3_128"] for f in code}),
+                 "entry_module": {"path": ENTRY_MODULE, "sha256": sha256_file(paths.root / ENTRY_MODULE)}},
+        "zone_profile": zone_profile,
+        "data": {"identity": data_identity, "digest": digest_obj(data_identity),  # content; where: location
+                 **({"location": data_location} if data_location is not None else {})},
+        "seed": seed,
+        "fingerprint": fingerprint,
+        "git": git_state(paths.root),
+        "environment": environment(),
+        "guard": {"purge": purge, "hardlock": hardlock},
+    }
+
+
+def finish_meta(meta: dict[str, Any], *, status: str, kpis: dict[str, Any], acceptance: dict[str, Any],
+                interrupted_by: str | None, hardlock_final: dict[str, Any], engine: dict[str, Any],
+                recorded: dict[str, Any] | None) -> None:
+    """What the run adds to its record once the engine is done (timings and outputs come after)."""
+    meta.update(status=status, ended_at=utc_now(), kpis=kpis, acceptance=acceptance, interrupted_by=interrupted_by)
+    meta["guard"]["hardlock_final"] = hardlock_final
+    meta["engine"] = engine
+    if recorded is not None:
+        meta["data"]["recorded"] = recorded
+
+
+def failed_meta(meta: dict[str, Any] | None, paths: RunPaths, status: str, error: str) -> dict[str, Any]:
+    """The record of a failed or interrupted run: what was recorded so far, with the status and error."""
+    meta = dict(meta or {"schema_version": SCHEMA_VERSION, "run_id": paths.run_id, "stage_id": paths.stage_id})
+    meta.update(status=status, ended_at=utc_now(), error=error)
+    return meta
+
+
+# -- reading a record (which may be hand-edited: accessors never assume a shape) -------------
+
+def _get(meta: Any, *keys: str) -> Any:
+    for k in keys:
+        meta = meta.get(k) if isinstance(meta, dict) else None
+    return meta
+
+
+def acceptance_rules(meta: dict[str, Any]) -> Any:
+    """The gate rules the run was configured with; KeyError/TypeError when the record has none."""
+    return meta["config"]["resolved"]["stage"]["acceptance"]
+
+
+def final_hardlock(meta: dict[str, Any]) -> dict[str, Any]:
+    """The last import-provenance check of the run (at the end, else at the start), or {}."""
+    return _get(meta, "guard", "hardlock_final") or _get(meta, "guard", "hardlock") or {}
+
+
+def recorded_outputs(meta: dict[str, Any]) -> dict[str, str] | None:
+    """{file: sha256} of the run's outputs, once final (None before)."""
+    return _get(meta, "outputs", "sha256")
+
+
+def started_at(meta: dict[str, Any]) -> str | None:
+    value = meta.get("started_at")
+    return value if isinstance(value, str) else None
+
+
+def run_process(meta: dict[str, Any]) -> tuple[str | None, int | None]:
+    """(host, pid) of the process that wrote the record."""
+    pid = meta.get("pid")
+    return _get(meta, "environment", "host"), pid if isinstance(pid, int) else None

@@ -12,25 +12,20 @@ from pathlib import Path
 
 from src.runs.paths import RunPaths
 
-_ASIDE: dict[Path, Path] = {}  # run folder -> the earlier run it replaces, moved aside until this one is complete
 
-
-def move_aside(paths: RunPaths) -> None:
+def move_aside(paths: RunPaths) -> Path:
     """Rename the earlier run to a hidden sibling (`logs/<stage>/.<run_id>.replaced-<hex>`): one
-    rename, so it stays whole whatever it holds (an undeletable file, a full disk)."""
+    rename, so it stays whole whatever it holds (an undeletable file, a full disk). Returns it."""
     aside = paths.run_dir.parent / f".{paths.run_id}.replaced-{secrets.token_hex(3)}"
     os.rename(paths.run_dir, aside)
-    _ASIDE[paths.run_dir] = aside
+    return aside
 
 
-def settle_overwrite(paths: RunPaths | None, complete: bool) -> str | None:
-    """After an overwrite: drop the earlier run if this one is complete, else put it back.
+def settle_overwrite(paths: RunPaths, aside: Path, complete: bool) -> str | None:
+    """After an overwrite: drop the earlier run (moved `aside`) if this one is complete, else put it back.
 
     Returns a sentence for the user when something could not be done (never raises).
     """
-    aside = _ASIDE.pop(paths.run_dir, None) if paths is not None else None
-    if aside is None:
-        return None
     rel = paths.rel
     if complete:
         try:

@@ -325,12 +325,12 @@ def test_signal_while_the_folder_is_claimed_is_recorded(tmp_path: Path) -> None:
     run.log and the message "nothing was run".
     """
     repo = copy_repo(tmp_path / "repo")
-    ex = repo / "src/runs/execute.py"
+    ex = repo / "src/runs/claim.py"
     text = ex.read_text()
-    claim = "            paths.run_dir.mkdir()\n            return paths\n"
+    claim = "        paths.run_dir.mkdir()\n        return True\n"
     assert claim in text
-    ex.write_text(text.replace(claim, "            paths.run_dir.mkdir()\n            time.sleep(1)\n"
-                                      "            return paths\n", 1))
+    ex.write_text(text.replace(claim, "        paths.run_dir.mkdir()\n        __import__('time').sleep(1)\n"
+                                      "        return True\n", 1))
     proc = subprocess.Popen([sys.executable, "-m", "src.run", "run.id=slowdisk"], cwd=repo,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert _wait_for(repo / "logs/d92-5/slowdisk", proc)
@@ -410,7 +410,7 @@ def run_session(market, params, on_trade, should_stop=lambda: False):  # injecte
 def summarize(*args, **kwargs):  # injected by the stress test
     raise ZeroDivisionError("injected crash in the KPI summary")
 '''),
-    "final-write": ("src/runs/plotdata.py", '''
+    "final-write": ("src/runner/plotdata.py", '''
 
 def write_plot_data(*args, **kwargs):  # injected by the stress test
     raise OSError(28, "No space left on device (injected)")
