@@ -145,7 +145,7 @@ def _usage_error(msg: str) -> int:
 
 def _import_error(exc: ImportError) -> int:
     """A project module with no source left (its bytecode was purged), or a missing dependency."""
-    from src import PACKAGE
+    from src.provenance.purge import PACKAGE
 
     name = exc.name or ""
     if name.split(".")[0] != PACKAGE:

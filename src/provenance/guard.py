@@ -16,7 +16,7 @@ from importlib.machinery import EXTENSION_SUFFIXES, SourceFileLoader, Sourceless
 from pathlib import Path
 from types import ModuleType
 
-from src import PACKAGE
+from src.provenance.purge import PACKAGE
 
 
 def _project_modules(package: str) -> list[tuple[str, ModuleType]]:

@@ -7,8 +7,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
-from src import PACKAGE
 from src.provenance.digests import file_record, sha256_file
+from src.provenance.purge import PACKAGE
 
 
 def _tree(base: Path, suffixes: tuple[str, ...]) -> list[Path]:

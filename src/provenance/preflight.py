@@ -38,7 +38,7 @@ from importlib.machinery import BYTECODE_SUFFIXES, EXTENSION_SUFFIXES, SourceFil
 from pathlib import Path
 from types import ModuleType
 
-from src import PACKAGE
+from src.provenance.purge import PACKAGE
 RESTART_ENV = "SRC_RUN_BYTECODE_RESTART"  # set for the one restart: the modules that were stale
 EXIT_PROVENANCE = 3
 # Files Python imports instead of (extension modules) or without (bytecode) a .py source.

@@ -13,8 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from src import PACKAGE
-
+PACKAGE = "src"  # the project package's name: written here only (guard, preflight, inventory, record import it)
 PROJECT_PACKAGES = (PACKAGE,)
 
 

@@ -16,11 +16,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from src import PACKAGE
 from src.provenance.digests import digest_obj, sha256_file
 from src.provenance.fingerprint import deterministic_config
 from src.provenance.gitinfo import git_state
 from src.provenance.outputs import output_digests, sealed_text
+from src.provenance.purge import PACKAGE
 from src.runs.atomic import write_text_atomic
 from src.runs.paths import RunPaths
 
