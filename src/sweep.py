@@ -160,10 +160,7 @@ def multirun(argv: list[str]) -> int:
     hydra_overrides = [
         f"hydra.sweep.dir={sweep_dir.as_posix()}",
         "hydra.sweep.subdir=.",  # jobs write only into their own run folders: no per-job Hydra folder
-        "hydra.output_subdir=null",
-        "hydra.job.chdir=false",
-        "hydra/job_logging=none",
-        "hydra/hydra_logging=none",
+        "hydra.output_subdir=null", "hydra.job.chdir=false", "hydra/job_logging=none", "hydra/hydra_logging=none",
         *launcher_defaults(launcher, overrides),
     ]
     register_schemas()
@@ -191,9 +188,14 @@ def multirun(argv: list[str]) -> int:
     finally:
         GlobalHydra.instance().clear()
         _redact_hydra_copy(sweep_dir / "multirun.yaml")
+    return write_summary(collect(returns), argv, launcher, sweep_id, sweep_dir, root, t0)
+
+
+def write_summary(jobs: list[dict[str, Any]], argv: list[str], launcher: str, sweep_id: str, sweep_dir: Path,
+                  root: Path, t0: float) -> int:
+    """summary.json in the sweep folder and the table on stdout; returns the worst job's exit code."""
     from src.provenance.record import redact
 
-    jobs = collect(returns)
     for j in jobs:  # the command line as typed may hold a secret: redacted as in runtime_meta.json
         j["overrides"] = redact(j["overrides"])
     codes = [j["exit_code"] for j in jobs]
