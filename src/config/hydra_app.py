@@ -25,9 +25,9 @@ from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
 from src.config.loader import CONFIG_NAME, one_line, register_schemas
+from src.exitcodes import ExitCode
 
 PROG = "python -m src.run"
-EXIT_OK, EXIT_USAGE, EXIT_PROVENANCE = 0, 2, 3
 # Hydra flags that would compose some other config than conf/config.yaml, or replay a
 # pickled one: a run's provenance is the checkout's conf/, so they are refused.
 REFUSED = {"config_path": "--config-path", "config_name": "--config-name", "config_dir": "--config-dir",
@@ -106,19 +106,19 @@ def show(cli: CommandLine, root: Path) -> int:
     report = guard.check_imports(root)
     if report["violations"]:
         print(f"error: {'; '.join(report['violations'])}", file=sys.stderr)
-        return EXIT_PROVENANCE
+        return ExitCode.PROVENANCE
     register_schemas()
     err = io.StringIO()
     old = os.environ.get("HYDRA_FULL_ERROR")
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra re-raises instead of printing a report and exiting 1
-    code = EXIT_OK
+    code = ExitCode.OK
     try:
         with contextlib.redirect_stderr(err):
             _run_hydra(args=cli.args, args_parser=cli.parser, task_function=_never_run,
                        config_path=str(root / "conf"), config_name=CONFIG_NAME)
     except SystemExit as exc:  # help exits 0; `-p` naming no package writes a line and exits 1
-        code = int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE
-        if code != EXIT_OK:
+        code = int(exc.code or 0) if not isinstance(exc.code, str) else ExitCode.USAGE
+        if code != ExitCode.OK:
             return _error(err.getvalue().strip() or f"hydra exited with {exc.code}")
     except yaml.YAMLError as exc:
         return _error(f"malformed YAML: {one_line(exc)}")
@@ -135,4 +135,4 @@ def show(cli: CommandLine, root: Path) -> int:
 
 def _error(msg: str) -> int:
     print(f"error: {' '.join(msg.split())}", file=sys.stderr)
-    return EXIT_USAGE
+    return ExitCode.USAGE

@@ -40,7 +40,7 @@ from types import ModuleType
 
 from src.provenance.purge import PACKAGE
 RESTART_ENV = "SRC_RUN_BYTECODE_RESTART"  # set for the one restart: the modules that were stale
-EXIT_PROVENANCE = 3
+EXIT_PROVENANCE = 3  # ExitCode.PROVENANCE (src/exitcodes.py): this module runs before the purge, stdlib only
 # Files Python imports instead of (extension modules) or without (bytecode) a .py source.
 FOREIGN_SUFFIXES = tuple(sorted({*EXTENSION_SUFFIXES, *BYTECODE_SUFFIXES, ".pyo"}, key=len, reverse=True))
 
