@@ -35,7 +35,8 @@ NOT_DIGESTED = (RECORD_NAME, RUN_FILE_NAMES["run_log"])  # the record itself; th
 # holds data paths beside digests) and DVC's view of the KPIs (metrics.json: a projection of
 # kpi_summary.json, nested under run.dvc_namespace when set): digested and verified, but not
 # results, so runs with one fingerprint may differ in them without it being nondeterminism.
-INPUT_DESCRIPTIONS = ("config.yaml", "params.yaml", "provenance.json", "metrics.json")
+INPUT_DESCRIPTIONS = tuple(RUN_FILE_NAMES[k] for k in ("resolved_config", "params", "provenance", "metrics"))
+_PROVENANCE = RUN_FILE_NAMES["provenance"]
 
 
 def _is_temp(name: str) -> bool:
@@ -167,11 +168,11 @@ def diff_digests(recorded: dict[str, str], found: dict[str, str]) -> list[tuple[
 def _cross_checks(run_dir: Path, meta: dict[str, Any], recorded: dict[str, str],
                   prov: dict[str, Any] | None) -> list[str]:
     """The record agrees with its deterministic twin: provenance.json names the same fingerprint."""
-    if "provenance.json" not in recorded:
+    if _PROVENANCE not in recorded:
         return []
     if prov is None:
         try:
-            prov = json.loads((run_dir / "provenance.json").read_text(encoding="utf-8"))
+            prov = json.loads((run_dir / _PROVENANCE).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return ["provenance.json: unreadable"]
     if not isinstance(prov, dict) or prov.get("fingerprint") != meta.get("fingerprint"):
