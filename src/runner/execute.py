@@ -115,11 +115,12 @@ def open_run(loaded: LoadedConfig, timings: dict[str, float]) -> _Run | Outcome:
         market = build_market(cfg.market, cfg.universe_specs, cfg.seed, cfg.stage.n_ticks, cfg.stage.tick_s, root)
     except MarketInputError as exc:
         return _refused(str(exc))
-    except Exception:  # a bug in a market's code, not bad input: a crash (nothing was run)
-        traceback.print_exc()
-        print(f"error: run failed: the market could not be built: {describe_os_error(sys.exc_info()[1], None, root)}",
+    except Exception as exc:  # an I/O failure (one line), or a bug in a market's code (its traceback too)
+        if not isinstance(exc, OSError):
+            traceback.print_exc()
+        print(f"error: run failed: the market could not be built: {describe_os_error(exc, None, root)}",
               file=sys.stderr)
-        return Outcome(ExitCode.CRASH, "failed")
+        return Outcome(ExitCode.CRASH, "failed")  # nothing was run: no folder, no record
     plot_symbol = cfg.plots.symbol or symbols[0]
     if plot_symbol not in symbols:
         return _refused(f"plots.symbol={plot_symbol!r}: not in the universe ({', '.join(symbols)})")
