@@ -43,6 +43,15 @@ def test_a_bug_in_market_code_is_a_crash_not_a_usage_error(repo: Path) -> None:
     assert run_folders(repo) == []
 
 
+def test_a_market_that_cannot_read_its_input_says_so_in_one_line(repo: Path) -> None:
+    _break_market(repo, 'raise OSError(5, "Input/output error", "data/ticks.parquet")')
+    proc = run_cli(repo, "run.id=eio")
+    assert proc.returncode == ExitCode.CRASH and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip() == ("error: run failed: the market could not be built: "
+                                   "data/ticks.parquet: Input/output error (EIO)")
+    assert run_folders(repo) == []
+
+
 def test_bad_market_input_is_a_usage_error(repo: Path) -> None:
     """MarketInputError (bad input found while the market is built): one line, exit 2, no folder."""
     _break_market(repo, 'from src.market.errors import MarketInputError\n'
