@@ -13,8 +13,6 @@ command, and each one is either
    - `python -m src.acceptance ...` and `python -m src.compare ...` of run folders, run ids and
      `--stage` tables (not git revisions): `<run_id>`, `<run_a>`, `<run_b>`, `<run_id_a>`,
      `<run_id_b>` become runs the commands above made;
-   - `dvc remote add|modify ...`: each `dvc remote add` with the `modify` lines after it, in a
-     fresh DVC project (configuration only, no storage is reached);
 2. or COVERED_BY another test: the first row of COVERED_BY whose regular expression matches
    names the test (`file::name`) that runs such commands, slow ones included (DVC in a temp
    git repo, Ray, the live market against a local server). test_covered_by_table_is_honest
@@ -55,6 +53,7 @@ COVERED_BY: list[tuple[str, str]] = [
      "tests/test_dvc_queue_remote.py::test_queue_runs_variants_two_at_a_time_and_exp_show_lists_them"),
     (r"^python -m src\.compare .*HEAD|^dvc (repro|exp run smoke |params diff |metrics diff |plots |exp show --no-pager --only-changed --hide-workspace )",
      "tests/test_readme.py::test_dvc_walkthrough_and_compare_commands_as_documented"),
+    (r"^dvc remote (add|modify) ", "tests/test_readme.py::test_documented_remote_setup_commands_work"),
     (r"^python benchmarks/bench_\w+\.py( |$)", "tests/test_benchmarks.py::test_benchmark_quick_mode_runs_and_prints_its_figures"),
 ]
 
@@ -77,7 +76,7 @@ def runs_here(cmd: str) -> bool:
         return True
     if cmd.startswith("python -m src.compare "):
         return not any(a.startswith(("HEAD", "refs/")) for a in shlex.split(cmd)[3:])
-    return cmd.startswith(("dvc remote add ", "dvc remote modify "))
+    return False
 
 
 def covering_test(cmd: str) -> str | None:
@@ -135,9 +134,11 @@ def test_documented_commands_work(tmp_path: Path) -> None:
         assert proc.returncode == 0, f"{cmd}: {proc.stdout[-2000:]}{proc.stderr[-2000:]}"
 
 
+@pytest.mark.slow
 def test_documented_remote_setup_commands_work(tmp_path: Path) -> None:
     """docs/dvc.md's `dvc remote` lines, each `add` with the `modify` lines after it, in a fresh DVC
-    project; `--local` settings (credentials) land in the git-ignored .dvc/config.local only."""
+    project (configuration only, no storage is reached); `--local` settings (credentials) land in
+    the git-ignored .dvc/config.local only. Slow: a dozen DVC start-ups."""
     from conftest import dvc_env
     cmds = documented_commands("dvc remote ")
     groups: list[list[str]] = []
