@@ -201,6 +201,54 @@ def test_links_between_pages_resolve() -> None:
                 assert anchor in heads, f"{page}: link to {target}: no such heading (have {heads})"
 
 
+# files of the target layout (issue 15) that other branches create: named by the map before they land
+PENDING_FILES = {"src/exitcodes.py", "src/runner/", "src/runner/execute.py", "src/runner/session.py",
+                 "src/runner/interrupt.py", "src/runner/plotdata.py", "src/runner/dvcview.py",
+                 "src/runs/claim.py", "src/engine/records.py"}
+
+
+def folder_map() -> dict[str, str]:
+    """The README's map of conf/ and src/: {file or folder as written: its path from the repo root}.
+
+    A line's first word is a path from the root; the `.py` words after it (and on the indented
+    lines below it) are files of that folder."""
+    text = docpages.section(README, "## Where things are")
+    body = docpages.blocks(text, ("text",))[0]
+    out: dict[str, str] = {}
+    folder = ""
+    for line in body.splitlines():
+        words = line.split()
+        if not words:
+            continue
+        if not line[0].isspace():
+            out[words[0]] = words[0]
+            folder = words[0] if words[0].endswith("/") else words[0].rsplit("/", 1)[0] + "/"
+            words = words[1:]
+        for w in words:
+            w = w.strip(";,:")
+            if re.fullmatch(r"[\w*]+\.py", w):
+                out[w] = folder + w
+    return out
+
+
+def test_folder_map_names_what_exists() -> None:
+    for written, path in folder_map().items():
+        if path in PENDING_FILES and not (REPO / path).exists():
+            continue
+        assert list(REPO.glob(path.rstrip("/"))), f"README map: {written} -> {path}: no such file or folder"
+
+
+def test_folder_map_alone_finds_the_fingerprint_exit_rules_lock_and_record_layout() -> None:
+    """Issue 15's newcomer test: from the map alone, which file holds each of these facts."""
+    body = docpages.blocks(docpages.section(README, "## Where things are"), ("text",))[0]
+    m = folder_map()
+    for fact, path in (("the fingerprint", "src/provenance/fingerprint.py"), ("the exit rules", "src/engine/exits.py"),
+                       ("(its lock)", "src/runs/claim.py"), ("runtime_meta.json's layout", "src/provenance/record.py")):
+        name = path.rsplit("/", 1)[1]
+        assert re.search(rf"{re.escape(name)} [^;]*{re.escape(fact)}", body), (fact, name)
+        assert m[name] == path, (fact, m.get(name))
+
+
 @pytest.mark.slow
 def test_first_command_in_a_fresh_clone_and_venv(tmp_path: Path) -> None:
     """The README's smoke command, as written, in a fresh clone (installs into a new venv)."""
