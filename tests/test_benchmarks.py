@@ -1,7 +1,7 @@
 """Every benchmark under benchmarks/ runs in its --quick mode and prints its figures.
 
-The README documents `python benchmarks/<b>.py`; a benchmark that crashes (as bench_engine.py
-once did with a NameError) is a broken README command. Each runs as a user types it, from a
+benchmarks/README.md documents `python benchmarks/<b>.py`; a benchmark that crashes (as bench_engine.py
+once did with a NameError) is a broken documented command. Each runs as a user types it, from a
 copy of the repo (the benchmarks make their own temporary checkouts from there).
 """
 from __future__ import annotations

@@ -250,7 +250,7 @@ def _cell(line: str, header: str, name: str, right: bool) -> str:
 
 @pytest.mark.slow
 def test_exp_show_as_documented_fits_160_columns_with_bare_names(dvc_repo: Path) -> None:
-    """The README's `dvc exp show` in a 160-column terminal: each experiment's changed values
+    """The documented `dvc exp show` (docs/dvc.md) in a 160-column terminal: each experiment's changed values
     and its headline KPIs, whole, under their bare names (no file-path prefix)."""
     from conftest import dvc_env
     _ok(dvc(dvc_repo, "repro"))  # both stages: the longrun's files are there too
@@ -262,8 +262,8 @@ def test_exp_show_as_documented_fits_160_columns_with_bare_names(dvc_repo: Path)
         heads[name] = load_json(dvc_repo / SMOKE / "metrics.json")
     assert len({json.dumps(h, sort_keys=True) for h in heads.values()}) == 3
 
-    readme = (REPO / "README.md").read_text()
-    block = next(b for b in re.findall(r"```bash\n(.*?)```", readme, flags=re.S) if "dvc repro smoke" in b)
+    import docpages
+    block = docpages.block_containing("dvc repro smoke")  # docs/dvc.md's walkthrough
     cmd = next(ln.split("  #")[0].strip() for ln in block.splitlines() if ln.startswith("dvc exp show"))
     assert cmd.startswith("dvc exp show --no-pager")
     proc = subprocess.run(["bash", "-c", cmd], cwd=dvc_repo, capture_output=True, text=True,

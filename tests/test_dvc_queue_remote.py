@@ -136,7 +136,7 @@ def test_queue_runs_variants_two_at_a_time_and_exp_show_lists_them(dvc_repo: Pat
         trips[n] = (kpis["round_trips"], kpis["total_pnl_krw"])
     assert len(set(trips.values())) == len(seeds), trips  # each ran its own seed
     # the table a user reads lists them too
-    csv = _ok(dvc(dvc_repo, "exp", "show", "--no-pager", "--only-changed", "--csv"))  # as in the README
+    csv = _ok(dvc(dvc_repo, "exp", "show", "--no-pager", "--only-changed", "--csv"))  # as in docs/dvc.md
     assert all(f"seed{n}," in csv for n in seeds)
     header = [h.rsplit(":", 1)[-1] for h in csv.splitlines()[0].split(",")]  # file prefix when names clash
     assert {"seed", "round_trips", "smoke.overrides"} <= set(header), header

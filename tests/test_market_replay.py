@@ -351,14 +351,13 @@ def test_synthetic_export_replays_to_the_same_kpis(repo: Path) -> None:
 
 @pytest.mark.slow
 def test_readme_market_data_commands(repo: Path) -> None:
-    """The README section's export and replay commands, as written (live and paced ones need the
+    """docs/market-data.md's export and replay commands, as written (live and paced ones need the
     internet or ten minutes: tests/test_market_live.py covers them against a local server)."""
     import shlex
-    import re as _re
 
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    section = readme.split("## Market data: replay, live, record → replay", 1)[1]
-    block = _re.findall(r"```sh\n(.*?)```", section, flags=_re.S)[0]
+    import docpages
+    section = docpages.section(docpages.read("docs/market-data.md"), "## Replay, live, record → replay")
+    block = docpages.blocks(section, ("sh",))[0]
     ran = 0
     for line in block.splitlines():
         cmd = line.split("  #")[0].strip()

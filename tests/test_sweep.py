@@ -298,18 +298,16 @@ def test_ray_launcher_on_a_local_cluster_matches_basic(repo: Path) -> None:
 
 @pytest.mark.slow
 def test_readme_sweep_commands(repo: Path) -> None:
-    """Every sweep command of the README's sweep section, as written (its `sh` blocks: the
-    README's `bash` blocks are run by tests/test_readme.py in the fast suite)."""
-    readme = (REPO / "README.md").read_text(encoding="utf-8")
-    section = readme.split("## Sweeps, the DVC queue and remote storage", 1)[1]
-    cmds = [ln.split("  #")[0].strip() for block in re.findall(r"```sh\n(.*?)```", section, flags=re.S)
-            for ln in block.splitlines() if ln.startswith("python -m src.run -m")]
+    """Every sweep command of docs/sweeps.md, as written (tests/test_readme.py's COVERED_BY points
+    here for every `python -m src.run -m` line of any page)."""
+    import docpages
+    cmds = [c.command for c in docpages.commands("python -m src.run -m", page_list=[Path("docs/sweeps.md")])]
     assert any("hydra/launcher=joblib" in c for c in cmds) and any("hydra/launcher=ray" in c for c in cmds)
     need_launcher("joblib")
     need_launcher("ray")
     for cmd in cmds:
         with ray_sandbox() as env:
-            if "ray.init.address=auto" in cmd:  # the README's attach example: a cluster to attach to
+            if "ray.init.address=auto" in cmd:  # the documented attach example: a cluster to attach to
                 with ray_cluster(env):
                     proc, summary = sweep(repo, *shlex.split(cmd)[4:], env=env)
             else:
