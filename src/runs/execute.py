@@ -24,6 +24,7 @@ from src.config.loader import LoadedConfig
 from src.config.schema import Engine
 from src.engine import kpi as kpi_mod
 from src.engine.loop import EngineParams, run_session
+from src.engine.stats import venue_fees  # hook: kpis
 from src.market.registry import build_market
 from src.market.session import MarketSession
 from src.provenance import guard, inventory
@@ -234,11 +235,12 @@ def execute(loaded: LoadedConfig, argv: list[str], purge: dict, t_start: float, 
             session.close(res)
         t_engine = time.perf_counter() - t2
 
-        kpis = kpi_mod.summarize(res, applied, zone_kpi, cfg.stage.duration_s, cfg.stage.tick_s)
+        kpis = kpi_mod.summarize(res, applied, zone_kpi, cfg.stage.duration_s, cfg.stage.tick_s,
+                                 start_t_s=tap.first_t_s, venues=venue_fees(cfg.costs))  # hook: kpis
         kpis.update(session.kpis())  # market_faults, for live markets and their recordings
         write_json_atomic(paths.kpi_summary, kpis)
         write_json_atomic(paths.metrics, headline_metrics(kpis, cfg.run.dvc_namespace))
-        write_plot_data(paths.plots_dir, res.trades, tap)
+        write_plot_data(paths.plots_dir, res.trades, tap, res.ticks * cfg.stage.tick_s)  # hook: kpis
         final_lock = guard.check_imports(root)
         metrics = gates.build_metrics(kpis, paths.rel(paths.kpi_summary), zone_kpi, final_lock["violations"])
         acceptance = gates.evaluate(loaded.resolved["stage"]["acceptance"], metrics)
