@@ -124,10 +124,11 @@ def test_both_engines_give_the_same_kpis() -> None:
 
 
 def test_hours_count_from_the_first_tick(engine: str) -> None:
-    """The same session starting at t=1000 s: the same hourly figures, times shifted by 1000."""
-    k = session_kpis(engine, t0=1000.0)
+    """The same session starting at t=2000 s: the same hourly figures, times shifted by 2000
+    (hours counted from t=0 would sample 0, -6500, -9100 at 3600, 7200, 10800)."""
+    k = session_kpis(engine, t0=2000.0)
     assert (k["sharpe_hourly"], k["sortino_hourly"], k["exposure_share"]) == (0.213276, 0.46188, 0.714286)
-    assert k["max_drawdown"] == {"krw": 13000.0, "start_t_s": 2800.0, "trough_t_s": 6400.0, "recovery_t_s": 10000.0}
+    assert k["max_drawdown"] == {"krw": 13000.0, "start_t_s": 3800.0, "trough_t_s": 7400.0, "recovery_t_s": 11000.0}
 
 
 def test_equity_samples_and_the_partial_last_hour() -> None:
@@ -163,6 +164,16 @@ def test_hourly_ratio_conventions(equity: list[float], expected: tuple[Any, Any]
 ])
 def test_drawdown_start_trough_recovery(exit_t: list[float], pnl: list[float], expected: dict) -> None:
     assert stats.drawdown(exit_t, pnl, 0.0) == expected
+
+
+def test_per_zone_lists_every_zone_of_the_applied_profiles() -> None:
+    recs = [("oracle", "39.0625-97.6562", 10.0), ("oracle", "39.0625-97.6562", 0.0), ("other", "1-2", -4.0)]
+    cols = {"profile": [r[0] for r in recs], "zone": [r[1] for r in recs]}
+    applied = (Applied("BTC", "oracle", PROFILE, "fallback"),)
+    assert stats.per_zone(cols.__getitem__, [r[2] for r in recs], applied) == {
+        "oracle/117.188-390.625": {"round_trips": 0, "wins": 0, "pnl_krw": 0.0},  # never traded: still listed
+        "oracle/39.0625-97.6562": {"round_trips": 2, "wins": 1, "pnl_krw": 10.0},  # a zero is not a win
+        "other/1-2": {"round_trips": 1, "wins": 0, "pnl_krw": -4.0}}
 
 
 def test_exposure_counts_overlaps_once() -> None:
