@@ -298,3 +298,15 @@ def test_profitability_gate_value_is_checked(repo: Path, value: str, message: st
 def test_profitability_gate_id_clash_is_refused(repo: Path) -> None:
     proc = run_cli(repo, "stage=d92-5", "stage.profit_gate_krw=0", "stage.acceptance.0.id=PNL-1")
     assert proc.returncode == 2 and "stage.acceptance already has a rule with id PNL-1" in proc.stderr, proc.stderr
+
+
+def test_compare_shows_the_trader_kpi_deltas(repo: Path) -> None:
+    for run_id, seed in (("s1", "1"), ("s2", "2")):
+        assert run_cli(repo, "stage=d92-5", f"run.id={run_id}", f"seed={seed}").returncode in (0, 1)
+    proc = run_cli(repo, "logs/d92-5/s1", "logs/d92-5/s2", "--json", module="src.compare")
+    assert proc.returncode == 0, proc.stderr
+    deltas = {d["kpi"]: d for d in json.loads(proc.stdout)["kpi_deltas"]}
+    a, b = (load_json(repo / f"logs/d92-5/{r}/kpi_summary.json") for r in ("s1", "s2"))
+    for key in ("gross_pnl_krw", "profit_factor", "expectancy_krw", "turnover_usd"):
+        assert deltas[key] == {"kpi": key, "a": a[key], "b": b[key], "delta": round(b[key] - a[key], 6)}
+    assert "sharpe_hourly" not in deltas  # null in both 10-minute runs: no difference
