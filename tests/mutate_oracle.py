@@ -4,7 +4,8 @@
     python tests/mutate_oracle.py "kill switch"   # those whose name contains a word
 
 Engine and market mutations run tests/test_oracle.py (kernel mutations also the kernel's
-round()/repr() unit tests); gate and stage mutations run tests/test_gates_boundaries.py.
+round()/repr() unit tests); gate and stage mutations run tests/test_gates_boundaries.py;
+trader-KPI mutations (STATS) run tests/test_kpis_trader.py without its CLI runs.
 Each mutation is a list of exact (file, old, new) edits -- the same bug in both engines
 where they spell a rule twice, and again in the kernel alone ("KERNEL ONLY": a bug in
 src/engine/kernel.py's own twin of a rule, which the oracle must catch by itself). Files are restored after each run,
@@ -23,7 +24,7 @@ from pathlib import Path
 
 E, KN, L, F, B, Z, G = ("src/engine/exits.py", "src/engine/kernel.py", "src/engine/loop.py",
                         "src/engine/fills.py", "src/market/book.py", "src/engine/zones.py", "src/acceptance/gates.py")
-K, KR = "src/engine/kpi.py", "src/engine/kernel_run.py"
+K, KR, S = "src/engine/kpi.py", "src/engine/kernel_run.py", "src/engine/stats.py"
 M: dict[str, list[tuple[str, str, str]]] = {
     'tp >= -> > (exits+kernel)': [
         (E, 'if captured >= zone.tp_bps', 'if captured > zone.tp_bps'),
@@ -254,6 +255,25 @@ M: dict[str, list[tuple[str, str, str]]] = {
          '                if reason < 0:\n'
              '                    last_q[s, 0], last_q[s, 1], last_q[s, 2], last_q[s, 3] = ub, ua, kb, kb\n'),
     ],
+    # trader KPIs (src/engine/stats.py): tests/test_kpis_trader.py, without its CLI runs
+    'STATS: exposure sums overlapping positions twice': [(S, 'if hi is None or a > hi:', 'if True:')],
+    'STATS: Sharpe with the population std': [(S, '/ (n - 1)', '/ n')],
+    'STATS: Sortino over the losing hours only': [
+        (S, 'for x in r) / n\n', 'for x in r) / sum(1 for x in r if x < 0)\n')],
+    'STATS: the partial last hour in the ratios': [(S, 'samples[:whole_hours(span) + 1]', 'samples')],
+    'STATS: a close at the sample time counts before it': [(S, 'exit_t[i] < b', 'exit_t[i] <= b')],
+    'STATS: hours counted from t=0, not the first tick': [
+        (S, 'equity_samples(col("exit_t_s"), pnl, start_t_s, end_t_s)', 'equity_samples(col("exit_t_s"), pnl, 0.0, end_t_s)')],
+    'STATS: drawdown starts at the first touch of the peak': [(S, 'if equity >= peak:', 'if equity > peak:')],
+    'STATS: recovery looked for before the trough': [(S, 'range(trough + 1, len(curve))', 'range(len(curve))')],
+    'STATS: average loss over losing trades only': [(S, 'if not x > 0]', 'if x < 0]')],
+    'STATS: profit factor counts zeros': [(S, 'gross_loss = -seq_sum(x for x in pnl if x < 0)',
+                                           'gross_loss = -seq_sum(x for x in pnl if x <= 0) or 1.0')],
+    'STATS: turnover without the exit legs': [(S, 'q * (a + b) for q, a, b', 'q * a for q, a, b')],
+    'STATS: turnover without the open positions': [(S, '[*closed, *still_open]', '[*closed]')],
+    'STATS: USDT venue fees left in USDT': [(S, '* (a + b) * f', '* (a + b)')],
+    'STATS: gross = net - fees': [(S, 'cents(net_krw) + cents(fees_krw)', 'cents(net_krw) - cents(fees_krw)')],
+    'STATS: per-zone wins count zeros': [(S, '"wins": sum(1 for x in v if x > 0)', '"wins": sum(1 for x in v if x >= 0)')],
 }
 # Every rule the reference and the kernel spell twice is also mutated in the kernel alone:
 # the oracle must catch a kernel bug by itself, not only when the reference shares it.
@@ -264,6 +284,7 @@ for _name, _edits in list(M.items()):
 
 ORACLE = ["tests/test_oracle.py"]
 GATES = ["tests/test_gates_boundaries.py"]
+STATS = ["tests/test_kpis_trader.py", "-k", "not cli and not profitability"]
 # the kernel's own arithmetic (Python's round() and repr() of floats): unit-tested, not by the oracle
 KERNEL_UNITS = ["tests/test_kernel.py::test_py_round_on_ties_and_boundaries",
                 "tests/test_kernel.py::test_compiled_float_text_covers_the_trade_values"]
@@ -284,7 +305,7 @@ def run(name: str, edits: list[tuple[str, str, str]]) -> list[str]:
         gates = any(p.startswith(("src/acceptance", "conf/")) for p, _, _ in edits)
         env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
         proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfE",
-                               *(GATES if gates else ORACLE),
+                               *(GATES if gates else STATS if any(p == S for p, _, _ in edits) else ORACLE),
                                *(KERNEL_UNITS if any(p in (KN, KR) for p, _, _ in edits) else [])],
                               capture_output=True, text=True, env=env)
         return sorted({line.split(" ")[1].split("[")[0].split("::")[-1] for line in proc.stdout.splitlines()

@@ -14,7 +14,7 @@ from conftest import REPO, dvc, git_commit, load_json, run_cli, run_dir_of
 
 SMOKE, LONGRUN = Path("logs/d92-5/smoke"), Path("logs/d92-1/longrun")
 PARAMS, METRICS = str(SMOKE / "params.yaml"), str(SMOKE / "metrics.json")
-HEADLINE = {"round_trips", "win_rate", "total_pnl_krw", "total_pnl_usd", "fees_krw", "slippage_krw",
+HEADLINE = {"round_trips", "win_rate", "gross_pnl_krw", "total_pnl_krw", "total_pnl_usd", "fees_krw", "slippage_krw",
             "max_drawdown_krw", "exits", "rejections"}
 
 
@@ -106,7 +106,7 @@ def _git_tracks(repo: Path, rel: str) -> bool:
 def test_gitignore_tracks_every_dvc_stage_folder(dvc_repo: Path) -> None:
     for stage, run_id in (("d92-5", "smoke"), ("d92-1", "longrun"), ("d77-0", "smoke")):
         for f in ("params.yaml", "metrics.json", "kpi_summary.json", "provenance.json", "plots/spread.csv",
-                  "plots/marks.csv", "plots/equity.csv", "plots/exit_reasons.csv", ".gitignore"):
+                  "plots/marks.csv", "plots/equity.csv", "plots/equity_trades.csv", "plots/exit_reasons.csv", ".gitignore"):
             assert _git_tracks(dvc_repo, f"logs/{stage}/{run_id}/{f}"), f"logs/{stage}/{run_id}/{f}"
         for f in ("runtime_meta.json", "run.log", "config.yaml", "trades.jsonl"):
             assert not _git_tracks(dvc_repo, f"logs/{stage}/{run_id}/{f}"), f

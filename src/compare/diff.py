@@ -12,7 +12,10 @@ UNTRUSTED = ("edited", "damaged")  # states whose files are not what the run wro
 
 KPI_FIELDS = ("round_trips", "wins", "losses", "win_rate", "total_pnl_krw", "total_pnl_usd", "fx_rate",
               "fees_krw", "slippage_krw", "max_drawdown_krw", "avg_hold_s", "entry_signals", "entries",
-              "market_data_updates", "open_positions_at_end", "unrealized_pnl_krw")
+              "market_data_updates", "open_positions_at_end", "unrealized_pnl_krw",
+              # hook: kpis -- trader KPIs (docs/kpis.md); runs recorded before them show None
+              "gross_pnl_krw", "avg_win_krw", "avg_loss_krw", "profit_factor", "expectancy_krw", "sharpe_hourly",
+              "sortino_hourly", "exposure_share", "turnover_usd")
 
 
 def flatten(obj: Any, prefix: str = "") -> dict[str, Any]:

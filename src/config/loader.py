@@ -20,6 +20,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from src.config.composed import check_composed, explain_missing, unknown_key_hint
 from src.config.overrides import GROUPS, OverrideError, check_overrides
+from src.config.profit_gate import add_profit_gate
 from src.config.schema import RootConfig, register_configs
 from src.config.validate import validate
 from src.runner.interrupt import reraise_if_interrupted
@@ -147,6 +148,7 @@ def from_composed(root: Path, cfg: DictConfig, choices: dict[str, str], override
     if problems:
         more = f" (and {len(problems) - 1} more: {'; '.join(problems[1:])})" if len(problems) > 1 else ""
         raise ConfigError(problems[0] + more)
+    add_profit_gate(typed, resolved)  # hook: kpis (stage.profit_gate_krw -> rule PNL-1)
     files = [f"conf/{CONFIG_NAME}.yaml"]
     for group in sorted(choices):
         files.append(f"conf/{group}/{choices[group]}.yaml")

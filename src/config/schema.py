@@ -78,6 +78,9 @@ class StageConfig:
     tick_s: float = 1.0  # loop interval in simulated seconds
     mode: Mode = MISSING  # which zone profile of each symbol applies
     acceptance: List[AcceptanceRule] = field(default_factory=list)
+    # The optional profitability gate PNL-1 (src/config/profit_gate.py): null = off; a number X
+    # adds the rule kpi.total_pnl_krw > X (0: the run must make money).
+    profit_gate_krw: Optional[float] = None
 
     @property
     def n_ticks(self) -> int:

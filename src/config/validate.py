@@ -94,6 +94,12 @@ def validate(cfg: RootConfig, zone_profile_file: str = "the zone-profile file") 
 
 def _check_acceptance(p: list[str], cfg: RootConfig) -> None:
     ids = [r.id for r in cfg.stage.acceptance]
+    gate = cfg.stage.profit_gate_krw
+    if gate is not None:
+        _num(p, "stage.profit_gate_krw", gate)
+        if "PNL-1" in ids:
+            p.append("stage.profit_gate_krw: adds rule PNL-1, but stage.acceptance already has a rule with id PNL-1 "
+                     "(rename that rule, or leave stage.profit_gate_krw null)")
     if len(set(ids)) != len(ids):
         p.append(f"stage.acceptance: duplicate rule ids {sorted({i for i in ids if ids.count(i) > 1})}")
     for i, rule in enumerate(cfg.stage.acceptance):

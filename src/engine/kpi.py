@@ -5,12 +5,16 @@ from typing import Any, Callable
 
 from src.engine.exits import EXIT_REASONS
 from src.engine.loop import SessionResult, _r, seq_sum
+from src.engine.stats import VenueFee, trader_kpis
 from src.engine.zones import Applied
 
 
 def summarize(res: SessionResult, applied: tuple[Applied, ...], zone_evidence: dict[str, Any],
-              duration_s: float, tick_s: float) -> dict[str, Any]:
-    """KPI summary: counts, PnL (KRW, and USD at the reported FX), costs, risk, per symbol."""
+              duration_s: float, tick_s: float, *, start_t_s: float = 0.0,
+              venues: tuple[VenueFee, VenueFee] | None = None) -> dict[str, Any]:
+    """KPI summary: counts, PnL (KRW, and USD at the reported FX), costs, risk, per symbol, and
+    the trader KPIs of src/engine/stats.py (start_t_s: the first tick's time; venues: the USDT
+    and KRW venues' names and taker fees, for costs_by_venue, null without them)."""
     col = _columns(res.trades)
     pnl = col("pnl_krw")
     pnl_krw = seq_sum(pnl)
@@ -40,7 +44,7 @@ def summarize(res: SessionResult, applied: tuple[Applied, ...], zone_evidence: d
         }
     kinds = col("time_limit_kind")
     n = len(pnl)
-    return {
+    out = {
         "round_trips": n,
         "wins": wins,
         "losses": n - wins,
@@ -70,6 +74,9 @@ def summarize(res: SessionResult, applied: tuple[Applied, ...], zone_evidence: d
         "zone_profile_digest": zone_evidence["sha256"],
         "zone_profiles_loaded": zone_evidence,
     }
+    out.update(trader_kpis(col, res, applied, tick_s, start_t_s=start_t_s, net_krw=out["total_pnl_krw"],
+                           fees_krw=out["fees_krw"], venues=venues))
+    return out
 
 
 def _columns(trades: Any) -> Callable[[str], list[Any]]:

@@ -17,8 +17,8 @@ from typing import Any
 from src.provenance.fingerprint import VOLATILE_CONFIG_KEYS
 
 # kpi_summary.json key -> metrics.json key; exits and rejections are added below.
-HEADLINE_KPIS = ("round_trips", "win_rate", "total_pnl_krw", "total_pnl_usd", "fees_krw", "slippage_krw",
-                 "max_drawdown_krw")
+HEADLINE_KPIS = ("round_trips", "win_rate", "gross_pnl_krw", "total_pnl_krw", "total_pnl_usd", "fees_krw",
+                 "slippage_krw", "max_drawdown_krw")
 
 
 def _indexed(obj: Any) -> Any:

@@ -17,6 +17,7 @@ from src.config.loader import LoadedConfig
 from src.config.schema import Engine
 from src.engine import kpi as kpi_mod
 from src.engine.loop import EngineParams, SessionResult, run_session
+from src.engine.stats import venue_fees
 from src.exitcodes import ExitCode
 from src.market.errors import MarketInputError
 from src.market.registry import build_market
@@ -212,11 +213,12 @@ def run_engine(run: _Run) -> None:
         session.close(res)
     run.timings["engine_s"] = time.perf_counter() - t2
     run.res = res
-    run.kpis = kpi_mod.summarize(res, run.params.applied, run.zone_kpi, cfg.stage.duration_s, cfg.stage.tick_s)
+    run.kpis = kpi_mod.summarize(res, run.params.applied, run.zone_kpi, cfg.stage.duration_s, cfg.stage.tick_s,
+                                 start_t_s=tap.first_t_s, venues=venue_fees(cfg.costs))
     run.kpis.update(session.kpis())  # market_faults, for live markets and their recordings
     write_json_atomic(paths.kpi_summary, run.kpis)
     write_json_atomic(paths.metrics, headline_metrics(run.kpis, cfg.run.dvc_namespace))
-    write_plot_data(paths.plots_dir, res.trades, tap)
+    write_plot_data(paths.plots_dir, res.trades, tap, res.ticks * cfg.stage.tick_s)
     run.recorded = session.recorded
 
 
