@@ -263,6 +263,13 @@ def execute(loaded: LoadedConfig, argv: list[str], purge: dict, t_start: float, 
         t3 = time.perf_counter()
         record_outputs(paths.run_dir, meta)
         meta["timings"]["outputs_s"] = round(time.perf_counter() - t3, 6)
+        # hook: repro -- patch, untracked files and data as blobs in DVC's cache (src/provenance/snapshot.py)
+        t4 = time.perf_counter()
+        from src.provenance.snapshot import keep_for_reproduce
+        keep_for_reproduce(root, paths.stage_id, paths.run_id, paths.run_dir, meta)
+        meta["timings"]["reproduce_s"] = round(time.perf_counter() - t4, 6)
+        if "error" in meta["reproduce"]:
+            print(f"warning: {meta['reproduce']['error']}", file=sys.stderr)
         write_record(paths.runtime_meta, meta)
         log.info("run_end status=%s round_trips=%d pnl_krw=%s", status, kpis["round_trips"], kpis["total_pnl_krw"])
     except KeyboardInterrupt:
