@@ -24,7 +24,7 @@ from src.provenance import blobs
 from src.runs.atomic import dumps_deterministic, write_text_atomic
 
 MANIFEST_DIR = "repro"
-PATCH_EXCLUDES = ("logs", MANIFEST_DIR)  # run outputs and these manifests are never inputs
+PATCH_EXCLUDES = ("logs", MANIFEST_DIR, ".dvc")  # run outputs, these manifests, DVC's own folder
 UNTRACKED_UNDER = ("src", "conf")
 _GITIGNORE = ("# folders of blobs that `dvc pull` (or the run) checks out here; git tracks the .dvc files\n"
               "/*/*/\n/.fetch-*\n")
