@@ -27,7 +27,7 @@ MANIFEST_DIR = "repro"
 PATCH_EXCLUDES = ("logs", MANIFEST_DIR, ".dvc")  # run outputs, these manifests, DVC's own folder
 UNTRACKED_UNDER = ("src", "conf")
 _GITIGNORE = ("# folders of blobs that `dvc pull` (or the run) checks out here; git tracks the .dvc files\n"
-              "/*/*/\n/.fetch-*\n")
+              "/*/*/\n")
 
 
 def _git(root: Path, *args: str) -> bytes:

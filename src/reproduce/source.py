@@ -93,7 +93,7 @@ def from_manifest(root: Path, text: str, where: str, label: str, source: str) ->
         rec = read_record_blob(cache, info["dir_md5"])
         if rec is None:
             raise CannotReproduce(f"{label}: the run's record (blob folder {info['dir_md5']} named by {where}) is "
-                                  f"in neither the DVC cache {cache} nor the remote ({err or 'not found'})")
+                                  f"in neither the DVC cache {cache} nor the remote ({err or 'dvc fetch found it in no remote'})")
     return _from(label, rec, None, source, info)
 
 
