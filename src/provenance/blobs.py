@@ -13,21 +13,40 @@ Importing DVC costs ~0.3 s; hashlib costs nothing, so a run writes these itself.
 """
 from __future__ import annotations
 
-import configparser
 import hashlib
 import json
 import os
-import secrets
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 READ_ONLY = 0o444  # DVC makes cache objects read-only: a link to one cannot be edited in place
 
 
+def _token() -> str:
+    return os.urandom(4).hex()  # not `secrets`: its import costs more than a run may spend here
+
+
 class BlobError(OSError):
     """A blob that cannot be written or read (names the object and the cache)."""
+
+
+def _ini_value(path: Path, section: str, key: str) -> str | None:
+    """`key` of `[section]` in DVC's INI-style config (configparser costs ~8 ms to import)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    current, found = None, None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line[0] in "#;":
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            current = line[1:-1].strip().strip("'\"")
+        elif current == section and "=" in line:
+            k, _, v = line.partition("=")
+            if k.strip() == key:
+                found = v.strip().strip("'\"")
+    return found
 
 
 def cache_dir(root: Path) -> Path | None:
@@ -36,16 +55,19 @@ def cache_dir(root: Path) -> Path | None:
     dvc = Path(root) / ".dvc"
     if not dvc.is_dir():
         return None
-    found = None
-    for name in ("config", "config.local"):  # the local file wins, as in DVC
-        parser = configparser.ConfigParser(strict=False, interpolation=None)
-        try:
-            parser.read(dvc / name, encoding="utf-8")
-        except (configparser.Error, OSError, UnicodeDecodeError):
-            continue
-        if parser.has_option("cache", "dir"):
-            found = parser.get("cache", "dir").strip().strip("'\"")
+    found = _ini_value(dvc / "config.local", "cache", "dir") or _ini_value(dvc / "config", "cache", "dir")
     return (dvc / found).resolve() if found else dvc / "cache"
+
+
+def write_small(path: Path, text: str) -> None:
+    """Write via a temp file and rename (no fsync: a manifest is remade by rerunning; ~6 ms saved)."""
+    tmp = path.parent / f".{path.name}.{_token()}.tmp"
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def object_path(cache: Path, md5: str) -> Path:
@@ -66,7 +88,7 @@ def _store(cache: Path, md5: str, write) -> None:  # type: ignore[no-untyped-def
     if dest.exists():
         return  # content-addressed: already there means already right
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.parent / f".{dest.name}.{secrets.token_hex(4)}.tmp"
+    tmp = dest.parent / f".{dest.name}.{_token()}.tmp"
     try:
         write(tmp)
         os.chmod(tmp, READ_ONLY)
@@ -88,6 +110,8 @@ def put_file(cache: Path, path: Path, md5: str | None = None) -> tuple[str, int]
         md5, size = md5_file(path)
     else:
         size = path.stat().st_size
+    import shutil
+
     _store(cache, md5, lambda tmp: shutil.copyfile(path, tmp))
     return md5, size
 
@@ -136,9 +160,12 @@ def missing(cache: Path, md5s: list[str]) -> list[str]:
 def fetch(root: Path, dir_md5: str, size: int, nfiles: int) -> str | None:
     """`dvc fetch` a folder of blobs from the repo's default remote into its cache, through a
     temporary `.dvc` file naming it; None on success, else DVC's last error line."""
+    import subprocess
+    import sys
+
     tmpdir = Path(root) / "repro"
     tmpdir.mkdir(exist_ok=True)
-    name = f".fetch-{os.getpid()}-{secrets.token_hex(3)}"
+    name = f".fetch-{os.getpid()}-{_token()}"
     dvcfile = tmpdir / f"{name}.dvc"
     dvcfile.write_text(dvc_file_text(dir_md5, size, nfiles, name), encoding="utf-8")
     exe = Path(sys.executable).parent / "dvc"

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 from src.provenance import blobs
-from src.runs.atomic import dumps_deterministic, write_text_atomic
+from src.runs.atomic import dumps_deterministic
 
 MANIFEST_DIR = "repro"
 PATCH_EXCLUDES = ("logs", MANIFEST_DIR, ".dvc")  # run outputs, these manifests, DVC's own folder
@@ -114,9 +113,9 @@ def keep_for_reproduce(root: Path, stage_id: str, run_id: str, run_dir: Path, me
         manifest.parent.mkdir(parents=True, exist_ok=True)
         ignore = root / MANIFEST_DIR / ".gitignore"
         if not ignore.exists():
-            write_text_atomic(ignore, _GITIGNORE)
+            blobs.write_small(ignore, _GITIGNORE)
         _check_out(cache, entries, manifest.parent / run_id)
-        write_text_atomic(manifest, blobs.dvc_file_text(dir_md5, total, len(entries), run_id))
+        blobs.write_small(manifest, blobs.dvc_file_text(dir_md5, total, len(entries), run_id))
         meta["reproduce"] = {**info, "manifest": manifest.relative_to(root).as_posix(), "dir_md5": dir_md5,
                              "size": total, "nfiles": len(entries)}
     except OSError as exc:
@@ -127,14 +126,20 @@ def _check_out(cache: Path, entries: dict[str, str], folder: Path) -> None:
     """The blob folder in the workspace as hard links to the cache (no copy; `dvc status` stays
     clean); skipped where links are impossible (another device): `dvc checkout` makes it then."""
     if folder.exists():
-        shutil.rmtree(folder, ignore_errors=True)
+        _remove(folder)
     try:
         for rel, md5 in entries.items():
             dest = folder / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.link(blobs.object_path(cache, md5), dest)
     except OSError:
-        shutil.rmtree(folder, ignore_errors=True)
+        _remove(folder)
+
+
+def _remove(folder: Path) -> None:
+    import shutil  # only here: its import is a cost every clean run would pay
+
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def read_record_blob(cache: Path, dir_md5: str) -> dict[str, Any] | None:

@@ -264,10 +264,11 @@ def execute(loaded: LoadedConfig, argv: list[str], purge: dict, t_start: float, 
         record_outputs(paths.run_dir, meta)
         meta["timings"]["outputs_s"] = round(time.perf_counter() - t3, 6)
         # hook: repro -- patch, untracked files and data as blobs in DVC's cache (src/provenance/snapshot.py)
-        t4 = time.perf_counter()
+        t4, c4 = time.perf_counter(), time.process_time()
         from src.provenance.snapshot import keep_for_reproduce
         keep_for_reproduce(root, paths.stage_id, paths.run_id, paths.run_dir, meta)
-        meta["timings"]["reproduce_s"] = round(time.perf_counter() - t4, 6)
+        meta["timings"].update(reproduce_s=round(time.perf_counter() - t4, 6),
+                               reproduce_cpu_s=round(time.process_time() - c4, 6))
         if "error" in meta["reproduce"]:
             print(f"warning: {meta['reproduce']['error']}", file=sys.stderr)
         write_record(paths.runtime_meta, meta)
