@@ -156,6 +156,37 @@ def test_missing_blob_and_unknown_commit_cannot_reproduce(git_repo: Path) -> Non
     meta_p.write_text(sealed_text(meta))
     proc = _reproduce(repo, "lost")
     assert proc.returncode == 2 and f"commit {'0' * 40} is not in the repository" in _report(proc)["missing"]
+    # a record edited without its seal is not evidence: nothing is run
+    meta_p.write_text(meta_p.read_text().replace('"run_id": "lost"', '"run_id": "lost2"'))
+    proc = _reproduce(repo, "lost")
+    assert proc.returncode == 2 and "does not match its seal" in _report(proc)["missing"]
+
+
+def test_first_difference_names_line_and_field() -> None:
+    from src.compare.firstdiff import first_difference
+
+    a = b'{"k": 1, "t": 0.5}\n{"k": 2, "reason": "take_profit"}\n'
+    d = first_difference("trades.jsonl", a, a.replace(b"take_profit", b"stop_loss"))
+    assert (d["line"], d["field"], d["a"], d["b"]) == (2, "reason", "take_profit", "stop_loss")
+    d = first_difference("kpi_summary.json", b'{\n  "a": 1,\n  "x": {"y": [1, 2]}\n}\n',
+                         b'{\n  "a": 1,\n  "x": {"y": [1, 3]}\n}\n')
+    assert (d["line"], d["field"], d["a"], d["b"]) == (3, "x.y.1", 2, 3)
+    d = first_difference("plots/spread.csv", b"t_s,premium_bps\n0,1.5\n1,2.5\n", b"t_s,premium_bps\n0,1.5\n1,2.6\n")
+    assert (d["line"], d["field"], d["a"], d["b"]) == (3, "premium_bps", "2.5", "2.6")
+    d = first_difference("config.yaml", b"seed: 1\nrun: x\n", b"seed: 1\nrun: y\n")
+    assert (d["line"], d["field"]) == (2, "run")
+    d = first_difference("trades.jsonl", b'{"k": 1}\n', b'{"k": 1}\n{"k": 2}\n')
+    assert (d["line"], d["a"], d["b"]) == (2, None, '{"k": 2}')
+    assert first_difference("x.json", None, b"{}")["line"] is None
+
+
+def test_only_changes_outside_outputs_and_manifests_cost_a_git_diff() -> None:
+    from src.provenance.snapshot import _needs_patch
+
+    assert not _needs_patch({"changed_paths": ["logs/d92-5/smoke/kpi_summary.json", "repro/", ".dvc/cache/"]})
+    assert _needs_patch({"changed_paths": ["logs/x", "src/engine/kpi.py"]})
+    assert _needs_patch({"changed_paths": ["dvc.lock"]})
+    assert _needs_patch({"changed_paths": ["logs/x"] * 200})  # status lists at most 200: cannot tell
 
 
 @pytest.mark.slow

@@ -57,9 +57,11 @@ def from_folder(run_dir: Path, label: str) -> Recorded:
         meta, raw = read_record(run_dir)
     except ValueError as exc:
         raise CannotReproduce(f"{label}: {exc}") from None
-    if seal_state(raw) is not True:
-        raise CannotReproduce(f"{label}: runtime_meta.json does not match its seal (edited): its digests "
-                              "are not evidence of what the run wrote")
+    sealed = seal_state(raw)
+    if sealed is not True:
+        why = "has no seal" if sealed is None else "does not match its seal (edited)"
+        raise CannotReproduce(f"{label}: runtime_meta.json {why}: its digests are not evidence of what "
+                              "the run wrote")
     keep = meta.get("reproduce")
     if not isinstance(keep, dict):
         raise CannotReproduce(f"{label}: runtime_meta.json has no `reproduce` section: the run was made by a "
