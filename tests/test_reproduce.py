@@ -12,6 +12,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import GIT, dvc, dvc_env, git_commit, load_json, run_cli
@@ -152,10 +153,12 @@ def test_missing_blob_and_unknown_commit_cannot_reproduce(git_repo: Path) -> Non
     meta = load_json(meta_p)
     meta["reproduce"]["commit"] = "0" * 40
     meta["reproduce"]["patch"] = None
+    meta["environment"]["packages"]["numpy"] = "1.0.0"  # recorded with another numpy
     os.chmod(meta_p, 0o644)
     meta_p.write_text(sealed_text(meta))
     proc = _reproduce(repo, "lost")
     assert proc.returncode == 2 and f"commit {'0' * 40} is not in the repository" in _report(proc)["missing"]
+    assert {"key": "numpy", "recorded": "1.0.0", "now": np.__version__} in _report(proc)["environment"]
     # a record edited without its seal is not evidence: nothing is run
     meta_p.write_text(meta_p.read_text().replace('"run_id": "lost"', '"run_id": "lost2"'))
     proc = _reproduce(repo, "lost")
@@ -282,3 +285,36 @@ def test_dvc_stage_run_reproduced_from_a_git_revision(git_repo: Path) -> None:
     assert rep["verdict"] == "reproduced" and rep["source"].startswith("git:") and rep["run_id"] == "smoke"
     proc = _reproduce(repo, "HEAD~2")  # before the smoke ran: nothing recorded there
     assert proc.returncode == 2 and "repro/d92-5/smoke.dvc committed there" in _report(proc)["missing"]
+
+
+def test_verdict_uses_the_same_run_function_compare_uses(tmp_path: Path) -> None:
+    """Input descriptions may differ (reported), result files may not; an output edited in the
+    folder differs from the rerun even when the rerun matches the record."""
+    from src.reproduce.source import Recorded
+    from src.reproduce.verdict import judge
+
+    def folder(name: str, files: dict[str, bytes]) -> Path:
+        d = tmp_path / name
+        for rel, data in files.items():
+            (d / rel).parent.mkdir(parents=True, exist_ok=True)
+            (d / rel).write_bytes(data)
+        return d
+
+    sha = lambda b: hashlib.sha256(b).hexdigest()  # noqa: E731
+    orig = {"trades.jsonl": b'{"fees_krw": 1.0}\n', "config.yaml": b"run:\n  id: a\n", "kpi_summary.json": b'{"n": 1}\n'}
+    recorded = {k: sha(v) for k, v in orig.items()}
+    rec = Recorded("a", "a", "s", "c" * 40, [], recorded, {}, None, {}, [], None, run_dir=folder("run", orig))
+    rerun = dict(orig, **{"config.yaml": b"run:\n  id: b\n"})
+    v = judge(rec, folder("rerun1", rerun), {k: sha(b) for k, b in rerun.items()})
+    assert v["verdict"] == "reproduced" and v["input_descriptions_differ"] == ["config.yaml"]
+    rerun = dict(orig, **{"trades.jsonl": b'{"fees_krw": 2.0}\n'})
+    v = judge(rec, folder("rerun2", rerun), {k: sha(b) for k, b in rerun.items()})
+    assert v["verdict"] == "differs"
+    assert [(d["file"], d["line"], d["field"], d["a"], d["b"], d["change"]) for d in v["differences"]] == [
+        ("trades.jsonl", 1, "fees_krw", 1.0, 2.0, "changed")]
+    (rec.run_dir / "kpi_summary.json").write_bytes(b'{"n": 2}\n')  # edited after the run
+    v = judge(rec, folder("rerun3", orig), recorded)
+    assert [(d["file"], d["field"], d["a"], d["b"], d["change"]) for d in v["differences"]] == [
+        ("kpi_summary.json", "n", 2, 1, "edited in the run folder")]
+    (rec.run_dir / "kpi_summary.json").unlink()  # deleted from the folder: the record still decides
+    assert judge(rec, folder("rerun4", orig), recorded)["verdict"] == "reproduced"
