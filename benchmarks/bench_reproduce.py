@@ -40,7 +40,7 @@ def main() -> int:
     if args.quick:
         args.runs = 1
     with tempfile.TemporaryDirectory() as tmp:
-        repo = temp_checkout(Path(tmp) / "repo", ("src", "conf", ".dvc/config", ".dvcignore"))
+        repo = temp_checkout(Path(tmp) / "repo", ("src", "conf", ".gitignore", ".dvc/config", ".dvcignore"))
         (repo / ".dvc" / ".gitignore").write_text("/config.local\n/tmp\n/cache\n")
         subprocess.run([*GIT, "add", "-A"], cwd=repo, check=True)
         subprocess.run([*GIT, "commit", "-qm", "dvc"], cwd=repo, check=True)

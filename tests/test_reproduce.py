@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import GIT, dvc, dvc_env, git_commit, load_json, run_cli
+from conftest import GIT, clean_env, dvc, dvc_env, git_commit, load_json, run_cli
 
 STAGE = "d92-5"
 
@@ -97,7 +97,14 @@ def test_dirty_tree_run_reproduced_after_revert_and_new_commits(git_repo: Path) 
     kpi_py.write_text(kpi_py.read_text() + "\n# an uncommitted edit\n")
     (repo / "src" / "scratch_helper.py").write_text("HELPER = 'untracked'\n")
     (repo / "conf" / "notes.yaml").write_text("note: untracked config file\n")
-    run_dir = _run(repo, "run.id=dirty")
+    # no ignore rule for bytecode, and bytecode written: caches are still never kept as inputs
+    ignore = repo / ".gitignore"
+    ignore.write_text("".join(ln for ln in ignore.read_text().splitlines(keepends=True)
+                              if ln.strip() not in ("__pycache__/", "*.pyc")))
+    env = {k: v for k, v in clean_env().items() if k != "PYTHONDONTWRITEBYTECODE"}
+    _ok(run_cli(repo, f"stage={STAGE}", "run.id=dirty", env=env))
+    run_dir = repo / "logs" / STAGE / "dirty"
+    assert list((repo / "src").rglob("*.pyc")), "the run wrote no bytecode: the case is not exercised"
     meta = load_json(run_dir / "runtime_meta.json")
     keep = meta["reproduce"]
     assert keep["commit"] == meta["git"]["commit"] and keep["patch"]["bytes"] > 0
@@ -109,7 +116,7 @@ def test_dirty_tree_run_reproduced_after_revert_and_new_commits(git_repo: Path) 
     assert meta["timings"]["reproduce_s"] < 1.0
 
     # the tree is cleaned and moves on by two commits; the folder keeps only its record
-    subprocess.run(["git", "checkout", "--", "src"], cwd=repo, check=True)
+    subprocess.run(["git", "checkout", "--", "src", ".gitignore"], cwd=repo, check=True)
     (repo / "src" / "scratch_helper.py").unlink()
     (repo / "conf" / "notes.yaml").unlink()
     for n in (1, 2):
@@ -190,6 +197,7 @@ def test_only_changes_outside_outputs_and_manifests_cost_a_git_diff() -> None:
     assert _needs_patch({"changed_paths": ["logs/x", "src/engine/kpi.py"]})
     assert _needs_patch({"changed_paths": ["dvc.lock"]})
     assert _needs_patch({"changed_paths": ["logs/x"] * 200})  # status lists at most 200: cannot tell
+    assert not _needs_patch({"changed_paths": ["src/__pycache__/", "src/engine/__pycache__/kpi.cpython-311.pyc"]})
 
 
 @pytest.mark.slow

@@ -41,7 +41,12 @@ def _needs_patch(git: dict[str, Any]) -> bool:
     paths = git.get("changed_paths") or []
     if len(paths) >= 200:
         return True
-    return any(p.split("/", 1)[0] not in PATCH_EXCLUDES for p in paths)
+    return any(p.split("/", 1)[0] not in PATCH_EXCLUDES and not _bytecode(p) for p in paths)
+
+
+def _bytecode(rel: str) -> bool:
+    """Python's caches: never inputs (the run purges them), even where no .gitignore says so."""
+    return "__pycache__" in rel.split("/") or rel.endswith((".pyc", ".pyo"))
 
 
 def collect_sources(root: Path, git: dict[str, Any], cache: Path, entries: dict[str, str]) -> dict[str, Any]:
@@ -57,7 +62,7 @@ def collect_sources(root: Path, git: dict[str, Any], cache: Path, entries: dict[
         entries["patch.diff"] = md5
         out["patch"] = {"md5": md5, "bytes": size}
     listed = _git(root, "ls-files", "--others", "--exclude-standard", "-z", "--", *UNTRACKED_UNDER)
-    for rel in sorted(p for p in listed.decode("utf-8", "surrogateescape").split("\0") if p):
+    for rel in sorted(p for p in listed.decode("utf-8", "surrogateescape").split("\0") if p and not _bytecode(p)):
         path = root / rel
         if path.is_symlink() or not path.is_file():
             continue
