@@ -101,7 +101,11 @@ def test_dirty_tree_run_reproduced_after_revert_and_new_commits(git_repo: Path) 
     ignore = repo / ".gitignore"
     ignore.write_text("".join(ln for ln in ignore.read_text().splitlines(keepends=True)
                               if ln.strip() not in ("__pycache__/", "*.pyc")))
-    env = {k: v for k, v in clean_env().items() if k != "PYTHONDONTWRITEBYTECODE"}
+    # secrets never go into blobs (they travel to the team's remote): withheld and listed
+    secret = "Zq8sK2mP4xR7tV1w"
+    (repo / "conf" / "credentials.yaml").write_text("upbit: untracked\n")
+    (repo / "src" / "keys_note.txt").write_text(f"key {secret}\n")
+    env = {k: v for k, v in clean_env(UPBIT_SECRET_KEY=secret).items() if k != "PYTHONDONTWRITEBYTECODE"}
     _ok(run_cli(repo, f"stage={STAGE}", "run.id=dirty", env=env))
     run_dir = repo / "logs" / STAGE / "dirty"
     assert list((repo / "src").rglob("*.pyc")), "the run wrote no bytecode: the case is not exercised"
@@ -109,6 +113,10 @@ def test_dirty_tree_run_reproduced_after_revert_and_new_commits(git_repo: Path) 
     keep = meta["reproduce"]
     assert keep["commit"] == meta["git"]["commit"] and keep["patch"]["bytes"] > 0
     assert sorted(keep["untracked"]) == ["conf/notes.yaml", "src/scratch_helper.py"]
+    assert keep["withheld"] == [{"path": "conf/credentials.yaml", "reason": "named like a secret"},
+                                {"path": "src/keys_note.txt",
+                                 "reason": "holds the value of a secret environment variable"}]
+    assert not any(secret.encode() in p.read_bytes() for p in (repo / ".dvc" / "cache").rglob("*") if p.is_file())
     patch = _cache_object(repo, keep["patch"]["md5"]).read_bytes()
     assert b"+# an uncommitted edit" in patch and b"logs/" not in patch
     assert hashlib.md5(patch).hexdigest() == keep["patch"]["md5"]
@@ -118,7 +126,8 @@ def test_dirty_tree_run_reproduced_after_revert_and_new_commits(git_repo: Path) 
     # the tree is cleaned and moves on by two commits; the folder keeps only its record
     subprocess.run(["git", "checkout", "--", "src", ".gitignore"], cwd=repo, check=True)
     (repo / "src" / "scratch_helper.py").unlink()
-    (repo / "conf" / "notes.yaml").unlink()
+    for p in ("conf/notes.yaml", "conf/credentials.yaml", "src/keys_note.txt"):
+        (repo / p).unlink()
     for n in (1, 2):
         (repo / f"later{n}.txt").write_text(str(n))
         git_commit(repo, f"later {n}")
@@ -131,6 +140,7 @@ def test_dirty_tree_run_reproduced_after_revert_and_new_commits(git_repo: Path) 
     assert rep["verdict"] == "reproduced" and rep["differences"] == [] and rep["outputs_compared"] >= 8, rep
     assert rep["commit"] == keep["commit"] and rep["untracked"] == ["conf/notes.yaml", "src/scratch_helper.py"]
     assert rep["environment"] == []  # same interpreter and packages
+    assert [w["path"] for w in rep["withheld"]] == ["conf/credentials.yaml", "src/keys_note.txt"]
     assert len(_worktrees(repo)) == 1  # the temporary worktree is gone
     text = run_cli(repo, "logs/d92-5/dirty", module="src.reproduce", env=dvc_env(repo.parent), timeout=300)
     assert text.returncode == 0 and text.stdout.startswith("reproduced: logs/d92-5/dirty"), text.stdout

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from src.provenance import blobs
+from src.provenance.record import _SECRET_KEY, _env_secrets
 from src.runs.atomic import dumps_deterministic
 
 MANIFEST_DIR = "repro"
@@ -49,15 +50,26 @@ def _bytecode(rel: str) -> bool:
     return "__pycache__" in rel.split("/") or rel.endswith((".pyc", ".pyo"))
 
 
+def _secret_in(data: bytes, env_secrets: list[str]) -> bool:
+    return any(v.encode("utf-8", "surrogateescape") in data for v in env_secrets)
+
+
 def collect_sources(root: Path, git: dict[str, Any], cache: Path, entries: dict[str, str]) -> dict[str, Any]:
-    """The patch and the untracked files under src/ and conf/, stored as blobs."""
-    out: dict[str, Any] = {"commit": git.get("commit"), "patch": None, "untracked": {}}
+    """The patch and the untracked files under src/ and conf/, stored as blobs.
+
+    Blobs travel to the team's remote, so nothing secret goes in: an untracked file named like
+    a secret, or a patch or file holding the value of a secret-named environment variable (the
+    rule src/provenance/record.redact applies to the record), is withheld and listed instead."""
+    out: dict[str, Any] = {"commit": git.get("commit"), "patch": None, "untracked": {}, "withheld": []}
     if not git.get("available") or not git.get("commit") or not _needs_patch(git):
         return out
+    env_secrets = _env_secrets()
     excludes = [f":(exclude){p}" for p in PATCH_EXCLUDES]
     patch = _git(root, "diff", "HEAD", "--binary", "--full-index", "--no-color", "--no-ext-diff",
                  "--no-renames", "--", ".", *excludes)
-    if patch:
+    if patch and _secret_in(patch, env_secrets):
+        out["withheld"].append({"path": "patch.diff", "reason": "holds the value of a secret environment variable"})
+    elif patch:
         md5, size = blobs.put_bytes(cache, patch)
         entries["patch.diff"] = md5
         out["patch"] = {"md5": md5, "bytes": size}
@@ -66,7 +78,14 @@ def collect_sources(root: Path, git: dict[str, Any], cache: Path, entries: dict[
         path = root / rel
         if path.is_symlink() or not path.is_file():
             continue
-        md5, size = blobs.put_file(cache, path)
+        if _SECRET_KEY.search(path.name):
+            out["withheld"].append({"path": rel, "reason": "named like a secret"})
+            continue
+        data = path.read_bytes()
+        if _secret_in(data, env_secrets):
+            out["withheld"].append({"path": rel, "reason": "holds the value of a secret environment variable"})
+            continue
+        md5, size = blobs.put_bytes(cache, data)
         entries[f"untracked/{rel}"] = md5
         out["untracked"][rel] = {"md5": md5, "bytes": size, "executable": os.access(path, os.X_OK)}
     return out

@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         rec = resolve(root, args.run, args.dvc_stage)
         report.update(run_id=rec.run_id, stage_id=rec.stage_id, commit=rec.commit, source=rec.source,
                       patch_bytes=(rec.patch or {}).get("bytes"), untracked=sorted(rec.untracked),
+                      withheld=rec.withheld,
                       data=[{k: d[k] for k in ("role", "path", "sha256")} for d in rec.data],
                       environment=environment_diff(rec.environment))
         if not rec.commit:
@@ -103,6 +104,9 @@ def _text(r: dict[str, Any]) -> str:
         lines += [f"  {d['file']}: {d['change']}" for d in r["differences"]]
     if r.get("input_descriptions_differ"):
         lines.append("input descriptions differ (not results): " + ", ".join(r["input_descriptions_differ"]))
+    if r.get("withheld"):
+        lines.append("withheld at record time (not rebuilt): "
+                     + ", ".join(f"{w['path']} ({w['reason']})" for w in r["withheld"]))
     lines.append(_env_line(r.get("environment")) or "")
     lines.append(f"rerun: {' '.join(r['rerun']['command'])} ({r['rerun']['wall_s']} s); total {r['wall_s']} s")
     return "\n".join(lines)

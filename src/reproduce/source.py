@@ -40,16 +40,18 @@ class Recorded:
     nfiles: int = 0
     run_dir: Path | None = None  # the run folder, when it still exists
     source: str = "folder"
-    notes: list[str] = field(default_factory=list)
+    withheld: list[dict[str, Any]] = field(default_factory=list)  # secret-like inputs never stored
 
 
 def _from(label: str, rec: dict[str, Any], run_dir: Path | None, source: str,
           dir_info: dict[str, Any] | None = None) -> Recorded:
     d = dir_info or rec
-    return Recorded(label, rec.get("run_id", ""), rec.get("stage_id", ""), rec.get("commit"),
+    out = Recorded(label, rec.get("run_id", ""), rec.get("stage_id", ""), rec.get("commit"),
                     list(rec.get("overrides") or []), rec.get("outputs"), rec.get("environment") or {},
                     rec.get("patch"), rec.get("untracked") or {}, rec.get("data") or [], d.get("dir_md5"),
                     int(d.get("size") or 0), int(d.get("nfiles") or 0), run_dir, source)
+    out.withheld = list(rec.get("withheld") or [])
+    return out
 
 
 def from_folder(run_dir: Path, label: str) -> Recorded:
