@@ -8,7 +8,7 @@ remote when missing), the run made again with the recorded overrides, and every 
 compared with the recorded digests.
 
 Exit codes: 0 reproduced; 1 differs (first differing file, line and field named);
-2 cannot reproduce (names what is missing) or bad usage. Environment differences
+2 cannot reproduce (names what is missing) or bad usage; 130 interrupted. Environment differences
 (Python, numpy, platform) are reported beside the verdict.
 """
 from __future__ import annotations
@@ -117,3 +117,6 @@ if __name__ == "__main__":
         sys.exit(main())
     except BrokenPipeError:
         sys.exit(0)
+    except KeyboardInterrupt:  # the worktree is removed by its context manager on the way out
+        print("interrupted: nothing reproduced", file=sys.stderr)
+        sys.exit(130)
