@@ -93,6 +93,9 @@ def test_blob_folder_is_what_dvc_add_writes(tmp_path: Path) -> None:
 
 def test_dirty_tree_run_reproduced_after_revert_and_new_commits(git_repo: Path) -> None:
     repo = git_repo
+    (repo / "conf" / "table.bin").write_bytes(bytes(range(256)))
+    git_commit(repo, "a binary file")
+    (repo / "conf" / "table.bin").write_bytes(bytes(range(255, -1, -1)) + b"\x00\xff")  # binary-safe patch
     kpi_py = repo / "src" / "engine" / "kpi.py"
     kpi_py.write_text(kpi_py.read_text() + "\n# an uncommitted edit\n")
     (repo / "src" / "scratch_helper.py").write_text("HELPER = 'untracked'\n")
@@ -118,13 +121,13 @@ def test_dirty_tree_run_reproduced_after_revert_and_new_commits(git_repo: Path) 
                                  "reason": "holds the value of a secret environment variable"}]
     assert not any(secret.encode() in p.read_bytes() for p in (repo / ".dvc" / "cache").rglob("*") if p.is_file())
     patch = _cache_object(repo, keep["patch"]["md5"]).read_bytes()
-    assert b"+# an uncommitted edit" in patch and b"logs/" not in patch
+    assert b"+# an uncommitted edit" in patch and b"logs/" not in patch and b"GIT binary patch" in patch
     assert hashlib.md5(patch).hexdigest() == keep["patch"]["md5"]
     assert (repo / keep["manifest"]).read_text().startswith(f"outs:\n- md5: {keep['dir_md5']}\n")
     assert meta["timings"]["reproduce_s"] < 1.0
 
     # the tree is cleaned and moves on by two commits; the folder keeps only its record
-    subprocess.run(["git", "checkout", "--", "src", ".gitignore"], cwd=repo, check=True)
+    subprocess.run(["git", "checkout", "--", "src", "conf", ".gitignore"], cwd=repo, check=True)
     (repo / "src" / "scratch_helper.py").unlink()
     for p in ("conf/notes.yaml", "conf/credentials.yaml", "src/keys_note.txt"):
         (repo / p).unlink()
@@ -303,6 +306,12 @@ def test_dvc_stage_run_reproduced_from_a_git_revision(git_repo: Path) -> None:
     assert rep["verdict"] == "reproduced" and rep["source"].startswith("git:") and rep["run_id"] == "smoke"
     proc = _reproduce(repo, "HEAD~2")  # before the smoke ran: nothing recorded there
     assert proc.returncode == 2 and "repro/d92-5/smoke.dvc committed there" in _report(proc)["missing"]
+    # a DVC experiment, by name (its params.yaml change is part of the recorded patch)
+    _ok(dvc(repo, "exp", "run", "smoke", "-n", "seed7", "-S", "smoke.overrides='seed=7'"))
+    proc = _reproduce(repo, "seed7")
+    _ok(proc)
+    rep = _report(proc)
+    assert rep["verdict"] == "reproduced" and "seed=7" in rep["rerun"]["command"], rep
 
 
 def test_verdict_uses_the_same_run_function_compare_uses(tmp_path: Path) -> None:
