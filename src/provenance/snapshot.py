@@ -142,7 +142,7 @@ def keep_for_reproduce(root: Path, stage_id: str, run_id: str, run_dir: Path, me
         blobs.write_small(manifest, blobs.dvc_file_text(dir_md5, total, len(entries), run_id))
         meta["reproduce"] = {**info, "manifest": manifest.relative_to(root).as_posix(), "dir_md5": dir_md5,
                              "size": total, "nfiles": len(entries)}
-    except OSError as exc:
+    except (OSError, subprocess.SubprocessError) as exc:  # a full disk, a git that hangs: the run stands
         meta["reproduce"] = {"error": f"inputs not kept for reproduce: {exc}"}
 
 
