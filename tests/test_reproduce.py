@@ -345,3 +345,14 @@ def test_verdict_uses_the_same_run_function_compare_uses(tmp_path: Path) -> None
         ("kpi_summary.json", "n", 2, 1, "edited in the run folder")]
     (rec.run_dir / "kpi_summary.json").unlink()  # deleted from the folder: the record still decides
     assert judge(rec, folder("rerun4", orig), recorded)["verdict"] == "reproduced"
+
+
+def test_a_run_outside_a_dvc_repo_says_its_inputs_were_not_kept(repo: Path) -> None:
+    shutil.rmtree(repo / ".dvc")
+    proc = run_cli(repo, f"stage={STAGE}", "run.id=nodvc")
+    assert proc.returncode == 0, proc.stderr
+    assert "warning: no .dvc/ folder in" in proc.stderr  # the run stands, and says what it could not keep
+    assert "dvc init" in load_json(repo / "logs" / STAGE / "nodvc" / "runtime_meta.json")["reproduce"]["error"]
+    proc = _reproduce(repo, "nodvc")
+    assert proc.returncode == 2 and "no .dvc/ folder" in _report(proc)["missing"]
+    assert not (repo / "repro").exists()
