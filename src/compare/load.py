@@ -171,7 +171,7 @@ def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=False)
 
 
-def _resolve_rev(root: Path, ref: str) -> str | None:
+def resolve_rev(root: Path, ref: str) -> str | None:
     """A git revision or DVC experiment name, resolved as DVC resolves it (dvc.scm.resolve_rev).
 
     An experiment name found on several baselines resolves to the one on HEAD's baseline, as
@@ -231,7 +231,7 @@ def revision_trades(root: Path, ref: str, dvc_stage: str = "smoke") -> list[dict
 
 def read_revision(root: Path, ref: str, dvc_stage: str) -> RunRecord:
     """The DVC stage's run folder as committed at a git revision or DVC experiment."""
-    sha = _resolve_rev(root, ref)
+    sha = resolve_rev(root, ref)
     if sha is None:
         raise RunNotFound(f"{ref!r}: not a run folder, a run id under {LOGS_DIRNAME}/, a git revision "
                           "or a DVC experiment name")

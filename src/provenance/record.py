@@ -27,7 +27,7 @@ from src.runs.paths import RunPaths
 # 2: the record holds `outputs.sha256` (every output file's SHA-256, once final) and a `seal`
 SCHEMA_VERSION = 2
 KEY_PACKAGES = ("numpy", "hydra-core", "omegaconf", "xxhash", "dvc", "PyYAML")
-_SECRET_KEY = re.compile(r"(secret|token|passw|api[_-]?key|access[_-]?key|private[_-]?key|credential|auth)", re.I)
+SECRET_KEY = re.compile(r"(secret|token|passw|api[_-]?key|access[_-]?key|private[_-]?key|credential|auth)", re.I)
 _SECRET_VALUE = re.compile(r"^(?=.*\d)(?=.*[a-z])(?=.*[A-Z])[A-Za-z0-9+/=_]{32,}$")  # API-key-like
 REDACTED = "***redacted***"
 ENTRY_MODULE = f"{PACKAGE}/run.py"  # the entry module whose SHA-256 the record holds
@@ -57,33 +57,33 @@ def environment() -> dict[str, Any]:
     }
 
 
-def _env_secrets() -> list[str]:
+def env_secrets() -> list[str]:
     """Values of environment variables named like secrets (UPBIT_SECRET_KEY, DB_PASSWORD, ...).
 
     Only matched against what is about to be recorded (a value typed on the command line
     or pulled in with ${oc.env:...}), never recorded themselves.
     """
-    return [v for k, v in os.environ.items() if _SECRET_KEY.search(k) and len(v) >= 12]  # not "disabled"
+    return [v for k, v in os.environ.items() if SECRET_KEY.search(k) and len(v) >= 12]  # not "disabled"
 
 
 def redact(obj: Any, key: str = "", _env: list[str] | None = None) -> Any:
     """Replace values under secret-looking keys, key-like strings and secret env values anywhere."""
-    env = _env_secrets() if _env is None else _env
+    env = env_secrets() if _env is None else _env
     if isinstance(obj, dict):
         return {k: redact(v, str(k), env) for k, v in obj.items()}
     if isinstance(obj, list):
         return [redact(v, key, env) for v in obj]
     if isinstance(obj, str):
-        if key and _SECRET_KEY.search(key):
+        if key and SECRET_KEY.search(key):
             return REDACTED
         leaked = any(s in obj for s in env)
         if "=" in obj:  # an override such as +api_key=...
             k, _, v = obj.partition("=")
-            if _SECRET_KEY.search(k) or _SECRET_VALUE.match(v) or (leaked and not any(s in k for s in env)):
+            if SECRET_KEY.search(k) or _SECRET_VALUE.match(v) or (leaked and not any(s in k for s in env)):
                 return f"{k}={REDACTED}"
         if _SECRET_VALUE.match(obj) or leaked:
             return REDACTED
-    elif key and _SECRET_KEY.search(key) and obj is not None:
+    elif key and SECRET_KEY.search(key) and obj is not None:
         return REDACTED
     return obj
 

@@ -254,9 +254,23 @@ def finish_record(run: _Run, t_start: float) -> None:
     t3 = time.perf_counter()
     record_outputs(paths.run_dir, run.meta)
     run.meta["timings"]["outputs_s"] = round(time.perf_counter() - t3, 6)
+    _keep_for_reproduce(run)
     write_record(paths.runtime_meta, run.meta)
     log.info("run_end status=%s round_trips=%d pnl_krw=%s", _status(run), run.kpis["round_trips"],
              run.kpis["total_pnl_krw"])
+
+
+def _keep_for_reproduce(run: _Run) -> None:
+    """The patch, untracked files and market data as blobs in DVC's cache (src/provenance/snapshot.py)."""
+    from src.provenance.snapshot import keep_for_reproduce
+
+    t, c = time.perf_counter(), time.process_time()
+    paths = run.paths
+    keep_for_reproduce(run.loaded.root, paths.stage_id, paths.run_id, paths.run_dir, run.meta)
+    run.meta["timings"].update(reproduce_s=round(time.perf_counter() - t, 6),
+                               reproduce_cpu_s=round(time.process_time() - c, 6))
+    if "error" in run.meta["reproduce"]:
+        print(f"warning: {run.meta['reproduce']['error']}", file=sys.stderr)
 
 
 def _status(run: _Run) -> str:
