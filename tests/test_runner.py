@@ -198,7 +198,7 @@ def test_a_run_records_its_layout_through_the_cli(repo: Path) -> None:
     assert set(meta) == {"schema_version", "run_id", "stage_id", "status", "pid", "started_at", "ended_at", "error",
                          "command", "paths", "config", "code", "zone_profile", "data", "seed", "fingerprint", "git",
                          "environment", "guard", "kpis", "acceptance", "interrupted_by", "engine", "timings",
-                         "outputs", "seal"}
+                         "outputs", "reproduce", "seal"}
     assert meta["status"] == "completed" and meta["interrupted_by"] is None
     assert set(meta["timings"]) == {"purge_s", "hardlock_s", "record_s", "engine_s", "total_s",
                                     "simulated_s_per_wall_s", "outputs_s"}

@@ -50,8 +50,8 @@ def _bytecode(rel: str) -> bool:
     return "__pycache__" in rel.split("/") or rel.endswith((".pyc", ".pyo"))
 
 
-def _secret_in(data: bytes, env_secrets: list[str]) -> bool:
-    return any(v.encode("utf-8", "surrogateescape") in data for v in env_secrets)
+def _secret_in(data: bytes, secrets: list[str]) -> bool:
+    return any(v.encode("utf-8", "surrogateescape") in data for v in secrets)
 
 
 def collect_sources(root: Path, git: dict[str, Any], cache: Path, entries: dict[str, str]) -> dict[str, Any]:
@@ -63,11 +63,11 @@ def collect_sources(root: Path, git: dict[str, Any], cache: Path, entries: dict[
     out: dict[str, Any] = {"commit": git.get("commit"), "patch": None, "untracked": {}, "withheld": []}
     if not git.get("available") or not git.get("commit") or not _needs_patch(git):
         return out
-    env_secrets = env_secrets()
+    secrets = env_secrets()
     excludes = [f":(exclude){p}" for p in PATCH_EXCLUDES]
     patch = _git(root, "diff", "HEAD", "--binary", "--full-index", "--no-color", "--no-ext-diff",
                  "--no-renames", "--", ".", *excludes)
-    if patch and _secret_in(patch, env_secrets):
+    if patch and _secret_in(patch, secrets):
         out["withheld"].append({"path": "patch.diff", "reason": "holds the value of a secret environment variable"})
     elif patch:
         md5, size = blobs.put_bytes(cache, patch)
@@ -82,7 +82,7 @@ def collect_sources(root: Path, git: dict[str, Any], cache: Path, entries: dict[
             out["withheld"].append({"path": rel, "reason": "named like a secret"})
             continue
         data = path.read_bytes()
-        if _secret_in(data, env_secrets):
+        if _secret_in(data, secrets):
             out["withheld"].append({"path": rel, "reason": "holds the value of a secret environment variable"})
             continue
         md5, size = blobs.put_bytes(cache, data)
