@@ -201,6 +201,6 @@ def test_a_run_records_its_layout_through_the_cli(repo: Path) -> None:
                          "outputs", "reproduce", "seal"}
     assert meta["status"] == "completed" and meta["interrupted_by"] is None
     assert set(meta["timings"]) == {"purge_s", "hardlock_s", "record_s", "engine_s", "total_s",
-                                    "simulated_s_per_wall_s", "outputs_s"}
+                                    "simulated_s_per_wall_s", "outputs_s", "reproduce_s", "reproduce_cpu_s"}
     assert meta["engine"] == {"name": "reference", "configured": "auto"}
     assert final_hardlock(meta) == meta["guard"]["hardlock_final"] and recorded_outputs(meta)
