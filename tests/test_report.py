@@ -1,0 +1,218 @@
+"""`python -m src.report`: one self-contained HTML page per run or comparison (issue 14 item 2).
+
+End to end through the real CLI in a temp copy of the repo; oracle values computed here from
+the run's own files (kpi_summary.json, trades.jsonl, plots/*.csv)."""
+from __future__ import annotations
+
+import json
+import re
+from html import escape
+from pathlib import Path
+
+import pytest
+
+from conftest import load_json, run_cli, run_dir_of
+from src.provenance.outputs import output_digests, sealed_text
+from src.report.charts import MAX_POINTS, downsample
+
+NOT_RECORDED = "not recorded by this run"
+
+
+def smoke(repo: Path, *overrides: str) -> Path:
+    proc = run_cli(repo, "stage=d92-5", *overrides)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return run_dir_of(proc, repo)
+
+
+def report(repo: Path, *args: str) -> tuple[int, str, str]:
+    proc = run_cli(repo, *args, module="src.report")
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def chart(text: str, name: str) -> str:
+    """The SVG of one chart, by its data-chart name."""
+    found = re.search(rf'<svg class="chart" data-chart="{re.escape(name)}".*?</svg>', text, re.S)
+    assert found, f"no chart {name!r}"
+    return found.group(0)
+
+
+def marks(svg: str, kind: str) -> list[str]:
+    return re.findall(rf'<(?:path|rect|circle) class="mark {kind}"[^>]*>(?:<title>(.*?)</title>)?', svg)
+
+
+def reseal(run_dir: Path, edit_meta=None) -> None:  # type: ignore[no-untyped-def]
+    """Make a hand-edited run folder consistent with its record again (a forged but intact run)."""
+    meta = load_json(run_dir / "runtime_meta.json")
+    meta["kpis"] = load_json(run_dir / "kpi_summary.json")
+    if edit_meta:
+        edit_meta(meta)
+    meta["outputs"]["sha256"] = output_digests(run_dir)
+    (run_dir / "runtime_meta.json").write_text(sealed_text(meta), encoding="utf-8")
+
+
+def trades_of(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "trades.jsonl").read_text().splitlines() if line]
+
+
+def test_smoke_report_end_to_end(repo: Path) -> None:
+    run = smoke(repo)
+    (repo / "out").mkdir()
+    code, out, err = report(repo, run.relative_to(repo).as_posix(), "-o", "out/r.html")
+    assert code == 0 and err == "", err
+    assert out.startswith("report: out/r.html (1 run,")
+    text = (repo / "out/r.html").read_text(encoding="utf-8")
+    kpis = load_json(run / "kpi_summary.json")
+    meta = load_json(run / "runtime_meta.json")
+
+    # offline: no script, no external resource, no URL at all
+    assert "<script" not in text and not re.search(r"https?:", text) and "src=" not in text
+    assert meta["run_id"] in text and f"{kpis['total_pnl_krw']:+,.0f} KRW" in text
+    assert f"{kpis['fees_krw']:,.0f} KRW" in text and f"{kpis['win_rate']:.1%}" in text
+    for gate in meta["acceptance"]["results"]:
+        assert f"<th>{gate['id']}</th>" in text
+    # every chart has one mark per datum, from the run's own files
+    assert len(marks(chart(text, "equity"), "line")) == 1
+    spread_marks = (run / "plots/marks.csv").read_text().splitlines()[1:]
+    assert len(marks(chart(text, "spread-0"), "point")) == len(spread_marks) > 0
+    assert len(marks(chart(text, "exit-mix"), "bar")) == sum(1 for n in kpis["exit_reasons"].values() if n)
+    sym_titles = marks(chart(text, "pnl-symbol-0"), "bar")
+    assert sorted(sym_titles) == sorted(f"{s}: {v['pnl_krw']:,.2f} KRW" for s, v in kpis["per_symbol"].items())
+    # by zone: summed here from every trade (no per_zone in the KPIs yet), and they add up to the total
+    zones: dict[str, float] = {}
+    for t in trades_of(run):
+        key = f"{t['profile']}/{t['zone']}"
+        zones[key] = zones.get(key, 0.0) + t["pnl_krw"]
+    want = {k: round(v, 2) for k, v in (kpis.get("per_zone") and
+                                        {z: d["pnl_krw"] for z, d in kpis["per_zone"].items()} or zones).items()}
+    assert sorted(marks(chart(text, "pnl-zone-0"), "bar")) == sorted(f"{z}: {v:,.2f} KRW" for z, v in want.items())
+    assert abs(sum(want.values()) - kpis["total_pnl_krw"]) < 0.01 * len(want)
+    # provenance panel
+    prov = load_json(run / "provenance.json")
+    for fact in (prov["fingerprint"], prov["zone_profile"]["sha256"], prov["zone_profile"]["name"],
+                 prov["data"]["digest"], "no git repository"):  # the temp copy is not a git checkout
+        assert fact in text, fact
+    # trader KPIs: shown when recorded, said to be absent when not
+    if "gross_pnl_krw" in kpis:
+        assert f"{kpis['gross_pnl_krw']:+,.0f} KRW" in text
+    else:
+        assert NOT_RECORDED in text
+
+
+def test_two_runs_overlay_diff_and_stage_last(repo: Path) -> None:
+    a, b = smoke(repo, "run.id=A"), smoke(repo, "run.id=B", "seed=2")
+    code, _, err = report(repo, "A", "B", "-o", "two.html")
+    assert code == 0, err
+    text = (repo / "two.html").read_text(encoding="utf-8")
+    equity = chart(text, "equity")
+    assert len(marks(equity, "line")) == 2 and equity.count('class="legend"') == 2
+    assert "spread-1" in text and "pnl-symbol-1" in text
+    # the diff panel is src.compare's: one config value differs, seed 42 -> 2, and both fingerprints
+    assert "Config values that differ (1)" in text
+    assert re.search(r"<td class=\"mono\">seed</td><td class=\"mono\">42</td><td class=\"mono\">2</td>", text)
+    for run in (a, b):
+        assert load_json(run / "provenance.json")["fingerprint"] in text
+    ka, kb = load_json(a / "kpi_summary.json"), load_json(b / "kpi_summary.json")
+    delta = kb["round_trips"] - ka["round_trips"]
+    assert re.search(rf"<td class=\"mono\">round_trips</td>.*?<td class=\"mono\">{delta}</td>", text)
+
+    code, _, err = report(repo, "--stage", "d92-5", "--last", "1", "-o", "last.html")
+    assert code == 0, err
+    last = (repo / "last.html").read_text(encoding="utf-8")
+    assert "Paper-trading report: B<" in last and "data-chart=\"spread-1\"" not in last
+
+
+def test_edited_run_is_refused_naming_the_file(repo: Path) -> None:
+    run = smoke(repo, "run.id=A")
+    kpi = run / "kpi_summary.json"
+    kpi.write_text(kpi.read_text().replace('"round_trips": ', '"round_trips": 1'), encoding="utf-8")
+    code, out, err = report(repo, "A", "-o", "r.html")
+    assert code == 5 and out == ""
+    assert err.count("\n") == 1 and err.startswith("error: ") and "kpi_summary.json: changed" in err
+    assert not (repo / "r.html").exists()
+
+
+def test_usage_errors_are_one_line_and_write_nothing(repo: Path) -> None:
+    smoke(repo, "run.id=A")
+    code, _, err = report(repo, "no-such-run", "-o", "r.html")
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1 and "'no-such-run'" in err
+    code, _, err = report(repo, "A", "-o", "missing/dir/r.html")
+    assert code == 2 and err == "error: -o missing/dir/r.html: folder missing/dir does not exist " \
+                                "(create it first, or pick another path)\n"
+    code, _, err = report(repo, "A", "-o", "logs")
+    assert code == 2 and "is a folder" in err
+    assert not (repo / "r.html").exists()
+    assert report(repo, "--last", "2")[0] == 2
+
+
+EVIL_SYMBOL = "<script>alert('sym')</script>"
+EVIL_ZONE = '"><img src=x onerror=alert(1)>'
+EVIL_NOTE = "</td><script>alert('note')</script>"
+
+
+def test_no_html_injection_from_symbols_zones_or_notes(repo: Path) -> None:
+    """A forged but intact run whose symbol, zone and note are markup: all of it shows as text."""
+    run = smoke(repo, "run.id=A")
+    kpis = load_json(run / "kpi_summary.json")
+    kpis["per_symbol"][EVIL_SYMBOL] = kpis["per_symbol"].pop("BTC")
+    (run / "kpi_summary.json").write_text(json.dumps(kpis), encoding="utf-8")
+    trades = trades_of(run)
+    for t in trades:
+        t["zone"] = EVIL_ZONE
+    (run / "trades.jsonl").write_text("".join(json.dumps(t) + "\n" for t in trades), encoding="utf-8")
+    spread = run / "plots/spread.csv"
+    spread.write_text(spread.read_text().replace(",BTC\n", f",{EVIL_SYMBOL}\n"), encoding="utf-8")
+    reseal(run, lambda m: m.update(note=EVIL_NOTE))
+    code, _, err = report(repo, "A", "-o", "r.html")
+    assert code == 0, err
+    text = (repo / "r.html").read_text(encoding="utf-8")
+    assert "<script" not in text and "<img" not in text and "onerror=alert(1)>" not in text
+    for evil in (EVIL_SYMBOL, EVIL_ZONE, EVIL_NOTE):
+        assert escape(evil, quote=True) in text, evil
+
+
+def test_what_a_run_lacks_comes_from_its_trades_or_is_said(repo: Path) -> None:
+    """No plots/equity.csv: the curve is the cumulative realized PnL of trades.jsonl by exit time.
+    Trader KPIs recorded: shown; per_zone recorded: used instead of the trades."""
+    run = smoke(repo, "run.id=A")
+    (run / "plots/equity.csv").unlink()
+    kpis = load_json(run / "kpi_summary.json")
+    kpis.update(gross_pnl_krw=138811.0, profit_factor=0.8125, sharpe_hourly=-1.25, exposure_share=0.5,
+                per_zone={"p/1-2": {"round_trips": 1, "wins": 1, "pnl_krw": 12.5}},
+                max_drawdown={"krw": 2000.0, "start_t_s": 10.0, "trough_t_s": 5400.0, "recovery_t_s": None})
+    (run / "kpi_summary.json").write_text(json.dumps(kpis), encoding="utf-8")
+    reseal(run)
+    code, _, err = report(repo, "A", "-o", "r.html")
+    assert code == 0, err
+    text = (repo / "r.html").read_text(encoding="utf-8")
+    assert "A: trades.jsonl (cumulative realized PnL by exit time)" in text
+    path = re.search(r'class="mark line"[^>]*d="([^"]+)"', chart(text, "equity")).group(1)
+    assert path.count("V") == len(trades_of(run))  # one step per trade
+    assert "+138,811 KRW" in text and "0.8125" in text and "-1.25" in text and "50.0%" in text
+    assert "start 10 s, trough 1.50 h, not recovered" in text
+    assert marks(chart(text, "pnl-zone-0"), "bar") == ["p/1-2: 12.50 KRW"]
+    assert text.count(NOT_RECORDED) >= 4  # fees by venue, slippage by venue, avg win, ... of this run
+
+
+def test_downsample_keeps_ends_and_every_bucket_extreme() -> None:
+    pts = [(float(i), float((i * 7919) % 1000) - (5000.0 if i == 4321 else 0.0)) for i in range(100_000)]
+    out = downsample(pts, 1000)
+    assert len(out) <= 1000 and out[0] == pts[0] and out[-1] == pts[-1]
+    assert out == sorted(out) and min(v for _, v in out) == -4001.0 and max(v for _, v in out) == 999.0
+    assert (4321.0, -4001.0) in out  # the one spike, (4321 * 7919) % 1000 - 5000
+    assert downsample(pts[:MAX_POINTS]) == pts[:MAX_POINTS]
+
+
+@pytest.mark.slow
+def test_report_of_a_24h_top100_run_stays_small(repo: Path) -> None:
+    proc = run_cli(repo, "stage=longrun-24h", "run.id=big", timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    run = run_dir_of(proc, repo)
+    code, _, err = report(repo, "big", "-o", "big.html")
+    assert code == 0, err
+    text = (repo / "big.html").read_text(encoding="utf-8")
+    assert len(text.encode("utf-8")) < 2_000_000
+    kpis = load_json(run / "kpi_summary.json")
+    assert f"{kpis['total_pnl_krw']:+,.0f} KRW" in text  # totals from the KPIs, never from samples
+    assert len(marks(chart(text, "pnl-symbol-0"), "bar")) == len(kpis["per_symbol"])
+    path = re.search(r'class="mark line"[^>]*d="([^"]+)"', chart(text, "spread-0")).group(1)
+    assert 100 < path.count("L") + 1 <= MAX_POINTS < 86_400
