@@ -4,14 +4,18 @@ End to end through the real CLI in a temp copy of the repo; oracle values comput
 the run's own files (kpi_summary.json, trades.jsonl, plots/*.csv)."""
 from __future__ import annotations
 
+import html
 import json
 import re
+import shutil
+import struct
+import subprocess
 from html import escape
 from pathlib import Path
 
 import pytest
 
-from conftest import load_json, run_cli, run_dir_of
+from conftest import REPO, load_json, run_cli, run_dir_of
 from src.provenance.outputs import output_digests, sealed_text
 from src.report.charts import MAX_POINTS, downsample
 
@@ -216,3 +220,64 @@ def test_report_of_a_24h_top100_run_stays_small(repo: Path) -> None:
     assert len(marks(chart(text, "pnl-symbol-0"), "bar")) == len(kpis["per_symbol"])
     path = re.search(r'class="mark line"[^>]*d="([^"]+)"', chart(text, "spread-0")).group(1)
     assert 100 < path.count("L") + 1 <= MAX_POINTS < 86_400
+
+
+CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
+SCREENSHOT = REPO / "docs/img/report.png"
+NETWORK_OFF = ["--proxy-server=127.0.0.1:9", "--proxy-bypass-list=<-loopback>", "--host-resolver-rules=MAP * ~NOTFOUND"]
+# Appended to a copy of the page: what the browser laid out for each chart (the page has no script of its own).
+PROBE = """<script>
+var out = [];
+document.querySelectorAll("svg.chart").forEach(function (svg) {
+  var marks = svg.querySelectorAll(".mark"), drawn = 0;
+  marks.forEach(function (m) { var b = m.getBBox(); if (b.width + b.height > 0) drawn++; });
+  var r = svg.getBoundingClientRect();
+  out.push({chart: svg.dataset.chart, marks: marks.length, drawn: drawn, width: r.width, height: r.height});
+});
+var pre = document.createElement("pre"); pre.id = "probe"; pre.textContent = JSON.stringify(out);
+document.body.appendChild(pre);
+</script>"""
+
+
+def chromium(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                           f"--user-data-dir={tmp / 'chromium-profile'}", *NETWORK_OFF, *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no chromium on PATH (Debian: apt-get install chromium; .ci/run does)")
+def test_report_draws_every_chart_in_headless_chromium_offline(repo: Path, tmp_path: Path) -> None:
+    """Two runs rendered with the network off: every chart is laid out with all its marks drawn.
+    Writes the screenshot docs/report.md shows (docs/img/report.png)."""
+    smoke(repo, "run.id=A"), smoke(repo, "run.id=B", "seed=2")
+    code, _, err = report(repo, "A", "B", "-o", "two.html")
+    assert code == 0, err
+    page = repo / "two.html"
+    text = page.read_text(encoding="utf-8")
+    assert not re.search(r"https?:|<script|<link|<img|@import|url\(", text)  # nothing to fetch, nothing to run
+    expected = re.findall(r'<svg class="chart" data-chart="([^"]+)"', text)
+    assert expected == ["equity", "exit-mix", "spread-0", "pnl-symbol-0", "pnl-zone-0",
+                        "spread-1", "pnl-symbol-1", "pnl-zone-1"]
+
+    probed = tmp_path / "probed.html"
+    probed.write_text(text.replace("</body>", PROBE + "</body>"), encoding="utf-8")
+    proc = chromium(tmp_path, "--window-size=1100,2300", "--virtual-time-budget=5000", "--dump-dom", probed.as_uri())
+    found = re.search(r'<pre id="probe">(.*?)</pre>', proc.stdout, re.S)
+    assert found, proc.stderr[-2000:]
+    charts = json.loads(html.unescape(found.group(1)))
+    assert [c["chart"] for c in charts] == expected
+    for c, name in zip(charts, expected):
+        assert c["marks"] == text_marks(chart(text, name)) > 0 and c["drawn"] == c["marks"], c
+        assert c["width"] > 300 and c["height"] > 50, c
+
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    shot = tmp_path / "report.png"
+    proc = chromium(tmp_path, "--window-size=1100,2300", f"--screenshot={shot}", page.as_uri())
+    png = shot.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n", proc.stderr[-2000:]
+    assert struct.unpack(">II", png[16:24]) == (1100, 2300) and len(png) > 50_000  # a blank page is ~10 kB
+    shutil.copyfile(shot, SCREENSHOT)
+
+
+def text_marks(svg: str) -> int:
+    return len(re.findall(r'class="mark ', svg))
