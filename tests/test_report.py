@@ -281,3 +281,10 @@ def test_report_draws_every_chart_in_headless_chromium_offline(repo: Path, tmp_p
 
 def text_marks(svg: str) -> int:
     return len(re.findall(r'class="mark ', svg))
+
+
+def test_untrusted_states_are_compares() -> None:
+    from src.compare.diff import UNTRUSTED
+    from src.report.__main__ import UNTRUSTED as REFUSED
+
+    assert REFUSED == UNTRUSTED

@@ -20,7 +20,6 @@ import sys
 import traceback
 from pathlib import Path
 
-from src.compare.diff import UNTRUSTED, compare_two
 from src.compare.load import RunNotFound, RunRecord, damaged, list_stage, read_folder, resolve
 from src.provenance.outputs import EXIT_EDITED
 from src.report.data import RunView, load_view, reader_for
@@ -29,6 +28,8 @@ from src.runs.atomic import write_text_atomic
 from src.runs.paths import RepoRootError, find_repo_root
 
 EXIT_USAGE, EXIT_CRASH = 2, 4
+UNTRUSTED = ("edited", "damaged")  # as src.compare.diff.UNTRUSTED (that module is imported for two runs or more:
+# it pulls in the gates and the engine, ~0.2 s of a one-run report); tests/test_report.py checks they agree
 
 
 class UsageError(ValueError):
@@ -81,7 +82,11 @@ def build(root: Path, runs: list[RunRecord]) -> str:
         folder = _run_dir(root, rec) if rec.source == "folder" else None
         read = reader_for(rec, root, folder) if folder is not None or rec.source != "folder" else (lambda rel: None)
         views.append(load_view(rec, read))
-    diffs = [compare_two(runs[0], r) for r in runs[1:]]
+    diffs = []
+    if len(runs) > 1:
+        from src.compare.diff import compare_two
+
+        diffs = [compare_two(runs[0], r) for r in runs[1:]]
     return render(views, diffs)
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from src.compare.diff import acceptance_of, shown_status
 from src.report import charts
 from src.report.data import RunView, note_of
 from src.report.markup import NOT_RECORDED, cell, esc, missing, money, num, pct, sim_time, table, verdict
@@ -45,13 +44,15 @@ def _gates(view: RunView) -> dict[str, dict[str, Any]]:
     results = (rec.meta.get("acceptance") or {}).get("results") or []
     if results:
         return {r["id"]: r for r in results}
+    from src.compare.diff import acceptance_of  # a revision read from git: its recorded rules re-evaluated
+
     return {g: {"id": g, "passed": p} for g, p in (acceptance_of(rec) or {}).items()}
 
 
 def _banners(views: Sequence[RunView]) -> str:
     out = []
     for v in views:
-        r, status = v.record, shown_status(v.record)
+        r, status = v.record, v.record.status
         if r.state is None:
             out.append(f'<div class="banner info"><b class="run-label">{esc(v.label)}</b>: read from git '
                        f'({esc(r.source)}), not verified against a run record</div>')
@@ -73,7 +74,7 @@ def headline(views: Sequence[RunView]) -> str:
     for i, v in enumerate(views):
         k, gates = v.kpis, _gates(v)
         passed = None if not gates else all(g.get("passed") is True for g in gates.values())
-        rows.append([f'<td style="background:{_color(i)}"></td>', cell(esc(v.label), "run-label"), esc(shown_status(v.record)),
+        rows.append([f'<td style="background:{_color(i)}"></td>', cell(esc(v.label), "run-label"), esc(v.record.status),
                      num(k.get("round_trips")), pct(k.get("win_rate")), _signed(k.get("total_pnl_krw")),
                      money(k.get("total_pnl_usd"), "USD") if k.get("total_pnl_usd") is None else
                      esc(f"{k['total_pnl_usd']:+,.2f} USD"), money(k.get("fees_krw"), signed=False),
