@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, load_json, run_cli, run_dir_of
+from conftest import REPO, git_commit, load_json, run_cli, run_dir_of
 from src.provenance.outputs import output_digests, sealed_text
 from src.report.charts import MAX_POINTS, downsample
 
@@ -288,3 +288,47 @@ def test_untrusted_states_are_compares() -> None:
     from src.report.__main__ import UNTRUSTED as REFUSED
 
     assert REFUSED == UNTRUSTED
+
+
+def test_unfinished_run_and_all_time_limit_exits_get_banners(repo: Path) -> None:
+    run = smoke(repo, "run.id=A")
+    kpis = load_json(run / "kpi_summary.json")
+    n = sum(kpis["exit_reasons"].values())
+    kpis["exit_reasons"] = {"take_profit": 0, "stop_loss": 0, "spread_reversal": 0, "time_limit": n}
+    (run / "kpi_summary.json").write_text(json.dumps(kpis), encoding="utf-8")
+    reseal(run, lambda m: m.update(status="interrupted"))
+    code, _, err = report(repo, "A", "-o", "r.html")
+    assert code == 0, err
+    text = (repo / "r.html").read_text(encoding="utf-8")
+    assert "status interrupted, intact: its KPIs are not a finished result" in text
+    assert "every exit was time_limit" in text
+    assert marks(chart(text, "exit-mix"), "bar") == [f"A: time_limit {n} (100%)"]
+
+
+def test_same_run_twice_keeps_what_was_typed(repo: Path) -> None:
+    smoke(repo, "run.id=A")
+    code, _, err = report(repo, "A", "logs/d92-5/A", "-o", "r.html")
+    assert code == 0, err
+    text = (repo / "r.html").read_text(encoding="utf-8")
+    assert "<th>A</th><th>logs/d92-5/A</th>" in text  # the provenance panel's columns
+    assert "same fingerprint, identical KPIs, identical result files" in text
+
+
+def test_a_git_revision_is_reported_from_what_was_committed(repo: Path) -> None:
+    """The DVC stage's pinned folder as committed (no DVC cache here: no trades, so no zone chart)."""
+    run = smoke(repo, "run.id=smoke")
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    subprocess.run(["git", "add", "-f", "conf", "params.yaml", "logs/d92-5/smoke/kpi_summary.json",
+                    "logs/d92-5/smoke/provenance.json", "logs/d92-5/smoke/plots"], cwd=repo, check=True)
+    git_commit(repo, "smoke")
+    sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
+    code, _, err = report(repo, "HEAD", "-o", "r.html")
+    assert code == 0, err
+    text = (repo / "r.html").read_text(encoding="utf-8")
+    assert f"read from git (git:{sha}), not verified against a run record" in text
+    assert sha[:10] in text and load_json(run / "provenance.json")["fingerprint"] in text
+    for name in ("equity", "exit-mix", "spread-0", "pnl-symbol-0"):
+        chart(text, name)
+    assert 'data-chart="pnl-zone-0"' not in text and "PnL by zone: " + NOT_RECORDED in text
+    gates = [g["id"] for g in load_json(run / "runtime_meta.json")["acceptance"]["results"]]
+    assert re.search("".join(rf'<td class="pass">PASS</td>' for _ in gates), text)  # re-evaluated from the rules
