@@ -191,6 +191,9 @@ def test_what_a_run_lacks_comes_from_its_trades_or_is_said(repo: Path) -> None:
     assert "A: trades.jsonl (cumulative realized PnL by exit time)" in text
     path = re.search(r'class="mark line"[^>]*d="([^"]+)"', chart(text, "equity")).group(1)
     assert path.count("V") == len(trades_of(run))  # one step per trade
+    assert (f"A</b>: gross +138,811 KRW before costs; fees {kpis['fees_krw']:,.0f} KRW, slippage "
+            f"{kpis['slippage_krw']:,.0f} KRW; net {kpis['total_pnl_krw']:+,.0f} KRW realized over "
+            f"{kpis['round_trips']} round trips") in text
     assert "+138,811 KRW" in text and "0.8125" in text and "-1.25" in text and "50.0%" in text
     assert "start 10 s, trough 1.50 h, not recovered" in text
     assert marks(chart(text, "pnl-zone-0"), "bar") == ["p/1-2: 12.50 KRW"]
@@ -332,3 +335,19 @@ def test_a_git_revision_is_reported_from_what_was_committed(repo: Path) -> None:
     assert 'data-chart="pnl-zone-0"' not in text and "PnL by zone: " + NOT_RECORDED in text
     gates = [g["id"] for g in load_json(run / "runtime_meta.json")["acceptance"]["results"]]
     assert re.search("".join(rf'<td class="pass">PASS</td>' for _ in gates), text)  # re-evaluated from the rules
+
+
+def test_equity_steps_per_trade_come_before_hourly_samples(repo: Path) -> None:
+    """A run with plots/equity_trades.csv (a step per round trip) and an hourly plots/equity.csv:
+    the curve drawn is the per-trade one."""
+    run = smoke(repo, "run.id=A")
+    steps = (run / "plots/equity.csv").read_text()
+    (run / "plots/equity_trades.csv").write_text(steps, encoding="utf-8")
+    (run / "plots/equity.csv").write_text("t_s,equity_krw\n0,0\n600,-1\n", encoding="utf-8")
+    reseal(run)
+    code, _, err = report(repo, "A", "-o", "r.html")
+    assert code == 0, err
+    text = (repo / "r.html").read_text(encoding="utf-8")
+    assert "A: plots/equity_trades.csv" in text
+    path = re.search(r'class="mark line"[^>]*d="([^"]+)"', chart(text, "equity")).group(1)
+    assert path.count("V") == len(steps.splitlines()) - 2  # header and the (0, 0) start

@@ -1,7 +1,7 @@
 """What a report shows of one run, read from its folder (or a git revision) into plain series.
 
 Sources, best first: the run's KPIs (kpi_summary.json: per_symbol, per_zone when recorded),
-its plot data (plots/equity.csv, exit_reasons.csv, spread.csv, marks.csv) and, for what
+its plot data (plots/equity_trades.csv or equity.csv, exit_reasons.csv, spread.csv, marks.csv) and, for what
 those lack, its trades (trades.jsonl). Totals are never recomputed from downsampled
 series: they are the recorded KPIs, or sums over every trade.
 """
@@ -98,11 +98,14 @@ def load_view(record: RunRecord, read: Reader) -> RunView:
             trades = _trades(read) or []
         return trades
 
-    eq = _csv(read("plots/equity.csv"))
-    if eq:
-        view.equity = [(_num(r[0]), _num(r[1])) for r in eq]
-        view.equity_source = "plots/equity.csv"
-    elif trades_once():
+    # per-trade steps first (equity_trades.csv; equity.csv before it held the hourly samples)
+    for name in ("plots/equity_trades.csv", "plots/equity.csv"):
+        eq = _csv(read(name))
+        if eq:
+            view.equity = [(_num(r[0]), _num(r[1])) for r in eq]
+            view.equity_source = name
+            break
+    if not view.equity and trades_once():
         total, points = 0.0, [(0.0, 0.0)]
         for t in sorted(trades_once(), key=lambda t: (t["exit_t_s"], t["symbol"])):
             total += float(t["pnl_krw"])

@@ -76,12 +76,25 @@ def headline(views: Sequence[RunView]) -> str:
         passed = None if not gates else all(g.get("passed") is True for g in gates.values())
         rows.append([f'<td style="background:{_color(i)}"></td>', cell(esc(v.label), "run-label"), esc(v.record.status),
                      num(k.get("round_trips")), pct(k.get("win_rate")), _signed(k.get("total_pnl_krw")),
-                     money(k.get("total_pnl_usd"), "USD") if k.get("total_pnl_usd") is None else
-                     esc(f"{k['total_pnl_usd']:+,.2f} USD"), money(k.get("fees_krw"), signed=False),
+                     _usd(k.get("total_pnl_usd")), money(k.get("fees_krw"), signed=False),
                      money(k.get("slippage_krw"), signed=False), money(k.get("max_drawdown_krw"), signed=False),
                      _signed(k.get("unrealized_pnl_krw")), num(k.get("open_positions_at_end")), verdict(passed)])
     notes = [f'<p><b class="run-label">{esc(v.label)}</b> note: {esc(n)}</p>' for v in views if (n := note_of(v.record))]
-    return "<h2>Headline KPIs</h2>" + table(headers, rows) + "".join(notes)
+    return "<h2>Headline KPIs</h2>" + table(headers, rows) + "".join(_story(v) for v in views) + "".join(notes)
+
+
+def _usd(v: Any) -> str:
+    return esc(f"{v:+,.2f} USD") if isinstance(v, (int, float)) and not isinstance(v, bool) else esc(v)
+
+
+def _story(v: RunView) -> str:
+    """Where the money went, when the run recorded its gross PnL: gross, then costs, then net."""
+    k = v.kpis
+    if not isinstance(k.get("gross_pnl_krw"), (int, float)):
+        return ""
+    return (f'<p class="story"><b class="run-label">{esc(v.label)}</b>: gross {money(k["gross_pnl_krw"])} before '
+            f'costs; fees {money(k.get("fees_krw"), signed=False)}, slippage {money(k.get("slippage_krw"), signed=False)}; '
+            f'net {money(k.get("total_pnl_krw"))} realized over {num(k.get("round_trips"))} round trips</p>')
 
 
 def gates_section(views: Sequence[RunView]) -> str:
