@@ -58,6 +58,11 @@ def trades_of(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "trades.jsonl").read_text().splitlines() if line]
 
 
+def flat_tail(run: Path) -> int:
+    """1 when the run went on after its last exit: its realized equity is drawn flat to the end."""
+    return int(max(t["exit_t_s"] for t in trades_of(run)) < load_json(run / "kpi_summary.json")["simulated_s"])
+
+
 def test_smoke_report_end_to_end(repo: Path) -> None:
     run = smoke(repo)
     (repo / "out").mkdir()
@@ -190,7 +195,7 @@ def test_what_a_run_lacks_comes_from_its_trades_or_is_said(repo: Path) -> None:
     text = (repo / "r.html").read_text(encoding="utf-8")
     assert "A: trades.jsonl (cumulative realized PnL by exit time)" in text
     path = re.search(r'class="mark line"[^>]*d="([^"]+)"', chart(text, "equity")).group(1)
-    assert path.count("V") == len(trades_of(run))  # one step per trade
+    assert path.count("V") == len(trades_of(run)) + flat_tail(run)  # one step per trade
     assert (f"A</b>: gross +138,811 KRW before costs; fees {kpis['fees_krw']:,.0f} KRW, slippage "
             f"{kpis['slippage_krw']:,.0f} KRW; net {kpis['total_pnl_krw']:+,.0f} KRW realized over "
             f"{kpis['round_trips']} round trips") in text
@@ -298,6 +303,7 @@ def test_unfinished_run_and_all_time_limit_exits_get_banners(repo: Path) -> None
     kpis = load_json(run / "kpi_summary.json")
     n = sum(kpis["exit_reasons"].values())
     kpis["exit_reasons"] = {"take_profit": 0, "stop_loss": 0, "spread_reversal": 0, "time_limit": n}
+    kpis["rejections"]["kill_switch"] = 5
     (run / "kpi_summary.json").write_text(json.dumps(kpis), encoding="utf-8")
     reseal(run, lambda m: m.update(status="interrupted"))
     code, _, err = report(repo, "A", "-o", "r.html")
@@ -305,6 +311,7 @@ def test_unfinished_run_and_all_time_limit_exits_get_banners(repo: Path) -> None
     text = (repo / "r.html").read_text(encoding="utf-8")
     assert "status interrupted, intact: its KPIs are not a finished result" in text
     assert "every exit was time_limit" in text
+    assert "the daily loss kill switch stopped trading (5 entry signals rejected by it)" in text
     assert marks(chart(text, "exit-mix"), "bar") == [f"A: time_limit {n} (100%)"]
 
 
@@ -350,4 +357,4 @@ def test_equity_steps_per_trade_come_before_hourly_samples(repo: Path) -> None:
     text = (repo / "r.html").read_text(encoding="utf-8")
     assert "A: plots/equity_trades.csv" in text
     path = re.search(r'class="mark line"[^>]*d="([^"]+)"', chart(text, "equity")).group(1)
-    assert path.count("V") == len(steps.splitlines()) - 2  # header and the (0, 0) start
+    assert path.count("V") == len(steps.splitlines()) - 2 + flat_tail(run)  # header and the (0, 0) start

@@ -60,6 +60,10 @@ def _banners(views: Sequence[RunView]) -> str:
             why = "; ".join(r.problems) if r.state != "intact" else ""
             out.append(f'<div class="banner warn"><b class="run-label">{esc(v.label)}</b>: status {esc(status)}, '
                        f'{esc(r.state)}{": " + esc(why) if why else ""}: its KPIs are not a finished result</div>')
+        killed = (v.kpis.get("rejections") or {}).get("kill_switch")
+        if isinstance(killed, int) and killed > 0:
+            out.append(f'<div class="banner warn"><b class="run-label">{esc(v.label)}</b>: the daily loss kill switch '
+                       f'stopped trading ({killed:,} entry signals rejected by it)</div>')
         k = v.kpis.get("exit_reasons") or {}
         if k and sum(k.values()) and k.get("time_limit") == sum(k.values()):
             out.append(f'<div class="banner warn"><b class="run-label">{esc(v.label)}</b>: every exit was '
@@ -162,9 +166,17 @@ def trader_section(views: Sequence[RunView]) -> str:
             "simulated hour, not annualised.</p>" + table(["run", *(c for _, c, _ in TRADER)], rows))
 
 
+def _to_end(v: RunView) -> list[tuple[float, float]]:
+    """Realized equity stays flat from the last exit to the end of the run: draw it to the end."""
+    end = v.duration_s
+    if isinstance(end, (int, float)) and v.equity and end > v.equity[-1][0]:
+        return [*v.equity, (float(end), v.equity[-1][1])]
+    return list(v.equity)
+
+
 def charts_section(views: Sequence[RunView]) -> str:
     out = ["<h2>Equity</h2>"]
-    series = [charts.Series(v.label, v.equity, _color(i), step=True) for i, v in enumerate(views) if v.equity]
+    series = [charts.Series(v.label, _to_end(v), _color(i), step=True) for i, v in enumerate(views) if v.equity]
     if series:
         out.append(charts.line_chart("equity", "Realized equity (KRW)", series, "KRW"))
         out.append("<p class=sub>" + "; ".join(f"{esc(v.label)}: {esc(v.equity_source)}" for v in views if v.equity) + "</p>")
