@@ -84,7 +84,10 @@ def test_smoke_report_end_to_end(repo: Path) -> None:
     spread_marks = (run / "plots/marks.csv").read_text().splitlines()[1:]
     assert len(marks(chart(text, "spread-0"), "point")) == len(spread_marks) > 0
     assert len(marks(chart(text, "exit-mix"), "bar")) == sum(1 for n in kpis["exit_reasons"].values() if n)
-    sym_titles = marks(chart(text, "pnl-symbol-0"), "bar")
+    sym_svg = chart(text, "pnl-symbol-0")
+    losers = sum(1 for v in kpis["per_symbol"].values() if v["pnl_krw"] < 0)
+    assert sym_svg.count('fill="#d62728"') == losers and sym_svg.count('fill="#2ca02c"') == len(kpis["per_symbol"]) - losers
+    sym_titles = marks(sym_svg, "bar")
     assert sorted(sym_titles) == sorted(f"{s}: {v['pnl_krw']:,.2f} KRW" for s, v in kpis["per_symbol"].items())
     # by zone: summed here from every trade (no per_zone in the KPIs yet), and they add up to the total
     zones: dict[str, float] = {}
@@ -305,7 +308,8 @@ def test_unfinished_run_and_all_time_limit_exits_get_banners(repo: Path) -> None
     kpis["exit_reasons"] = {"take_profit": 0, "stop_loss": 0, "spread_reversal": 0, "time_limit": n}
     kpis["rejections"]["kill_switch"] = 5
     (run / "kpi_summary.json").write_text(json.dumps(kpis), encoding="utf-8")
-    reseal(run, lambda m: m.update(status="interrupted"))
+    git = {"available": True, "commit": "0123456789abcdef" * 2 + "01234567", "branch": "feat<x>", "dirty": True}
+    reseal(run, lambda m: m.update(status="interrupted", git=git))
     code, _, err = report(repo, "A", "-o", "r.html")
     assert code == 0, err
     text = (repo / "r.html").read_text(encoding="utf-8")
@@ -313,6 +317,8 @@ def test_unfinished_run_and_all_time_limit_exits_get_banners(repo: Path) -> None
     assert "every exit was time_limit" in text
     assert "the daily loss kill switch stopped trading (5 entry signals rejected by it)" in text
     assert marks(chart(text, "exit-mix"), "bar") == [f"A: time_limit {n} (100%)"]
+    assert '<th>commit</th><td class="mono">0123456789 (feat&lt;x&gt;)</td>' in text
+    assert '<th>working tree</th><td class="fail">dirty</td>' in text
 
 
 def test_same_run_twice_keeps_what_was_typed(repo: Path) -> None:
@@ -358,3 +364,16 @@ def test_equity_steps_per_trade_come_before_hourly_samples(repo: Path) -> None:
     assert "A: plots/equity_trades.csv" in text
     path = re.search(r'class="mark line"[^>]*d="([^"]+)"', chart(text, "equity")).group(1)
     assert path.count("V") == len(steps.splitlines()) - 2 + flat_tail(run)  # header and the (0, 0) start
+
+
+def test_axis_helpers_and_long_diff_tables() -> None:
+    from src.report.charts import fmt_num, nice_ticks, time_unit
+    from src.report.provenance import MAX_ROWS, _rows
+
+    assert nice_ticks(0, 10) == [0, 2, 4, 6, 8, 10] and nice_ticks(-178206.83, 0) == [-200000, -150000, -100000,
+                                                                                          -50000, 0]
+    assert nice_ticks(5, 5) == [4, 4.5, 5, 5.5, 6]  # a flat series still gets an axis
+    assert [time_unit(t) for t in (179, 180, 10799, 10800)] == [("s", 1.0), ("min", 60.0), ("min", 60.0), ("h", 3600.0)]
+    assert [fmt_num(v) for v in (-178206.83, 2_500_000, 0.5, 9999)] == ["-178.2k", "2.5M", "0.5", "9999"]
+    rows = _rows([{"key": f"k{i}", "a": i, "b": i + 1} for i in range(MAX_ROWS + 5)], ["key", "a", "b"])
+    assert len(rows) == MAX_ROWS + 1 and "and 5 more" in rows[-1][0]
