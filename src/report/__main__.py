@@ -81,7 +81,7 @@ def build(root: Path, runs: list[RunRecord]) -> str:
     for rec in runs:
         folder = _run_dir(root, rec) if rec.source == "folder" else None
         read = reader_for(rec, root, folder) if folder is not None or rec.source != "folder" else (lambda rel: None)
-        views.append(load_view(rec, read))
+        views.append(load_view(rec, read, folder))
     diffs = []
     if len(runs) > 1:
         from src.compare.diff import compare_two

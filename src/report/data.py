@@ -34,6 +34,8 @@ class RunView:
     pnl_by_zone: dict[str, float] = field(default_factory=dict)
     zone_source: str = ""
     duration_s: float | None = None
+    notes: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
 
     @property
     def label(self) -> str:
@@ -85,9 +87,10 @@ def _sum_by(trades: list[dict[str, Any]], key: Callable[[dict[str, Any]], str]) 
     return {k: round(v, 2) + 0.0 for k, v in out.items()}
 
 
-def load_view(record: RunRecord, read: Reader) -> RunView:
+def load_view(record: RunRecord, read: Reader, run_dir: Path | None = None) -> RunView:
     """Everything the page draws for one run; what the run did not record stays empty."""
     view = RunView(record)
+    view.notes, view.tags = annotations(record, run_dir)
     k = view.kpis
     view.duration_s = k.get("simulated_s") or k.get("planned_duration_s")
     trades: list[dict[str, Any]] | None = None
@@ -139,12 +142,18 @@ def load_view(record: RunRecord, read: Reader) -> RunView:
     return view
 
 
-def note_of(record: RunRecord) -> str | None:
-    """A note the run carries (run.note in its config, or `note`/`notes` in its record), if any."""
-    resolved = ((record.provenance or {}).get("config") or {}).get("resolved") or {}
-    for value in (record.meta.get("note"), record.meta.get("notes"), (resolved.get("run") or {}).get("note")):
-        if isinstance(value, str) and value:
-            return value
-        if isinstance(value, list) and value:
-            return "; ".join(str(v.get("text", v)) if isinstance(v, dict) else str(v) for v in value)
-    return None
+def annotations(record: RunRecord, run_dir: Path | None) -> tuple[list[str], list[str]]:
+    """(notes, tags) of a run: the run-time note (`run.note=`, in its resolved config) first, then
+    what `python -m src.runs note|tag` added beside the folder, when that module is present."""
+    resolved = (record.meta.get("config") or {}).get("resolved") or {}
+    run_sec = resolved.get("run") if isinstance(resolved, dict) else None
+    run_note = run_sec.get("note") if isinstance(run_sec, dict) else None
+    own = [run_note] if isinstance(run_note, str) and run_note else []
+    try:
+        from src.runs import notes as notes_mod  # hook: report (notes and tags of the runsidx branch)
+    except ImportError:
+        return own, []
+    if run_dir is None:
+        return own, []
+    ann = notes_mod.read(run_dir, run_note)
+    return list(ann.notes), list(ann.tags)

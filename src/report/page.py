@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from src.report import charts
-from src.report.data import RunView, note_of
+from src.report.data import RunView
 from src.report.markup import NOT_RECORDED, cell, esc, missing, money, num, pct, sim_time, table, verdict
 from src.report.provenance import provenance_section
 
@@ -83,7 +83,9 @@ def headline(views: Sequence[RunView]) -> str:
                      _usd(k.get("total_pnl_usd")), money(k.get("fees_krw"), signed=False),
                      money(k.get("slippage_krw"), signed=False), money(k.get("max_drawdown_krw"), signed=False),
                      _signed(k.get("unrealized_pnl_krw")), num(k.get("open_positions_at_end")), verdict(passed)])
-    notes = [f'<p><b class="run-label">{esc(v.label)}</b> note: {esc(n)}</p>' for v in views if (n := note_of(v.record))]
+    notes = [f'<p class="note"><b class="run-label">{esc(v.label)}</b>: '
+             + "; ".join(f"note: {esc(n)}" for n in v.notes) + ("; " if v.notes and v.tags else "")
+             + (f"tags: {esc(', '.join(v.tags))}" if v.tags else "") + "</p>" for v in views if v.notes or v.tags]
     return "<h2>Headline KPIs</h2>" + table(headers, rows) + "".join(_story(v) for v in views) + "".join(notes)
 
 
