@@ -207,8 +207,9 @@ def test_what_a_run_lacks_comes_from_its_trades_or_is_said(repo: Path) -> None:
     kpis.update(gross_pnl_krw=138811.0, profit_factor=0.8125, sharpe_hourly=-1.25, exposure_share=0.5,
                 per_zone={"p/1-2": {"round_trips": 1, "wins": 1, "pnl_krw": 12.5}},
                 max_drawdown={"krw": 2000.0, "start_t_s": 10.0, "trough_t_s": 5400.0, "recovery_t_s": None})
-    for absent in ("costs_by_venue", "avg_win_krw", "avg_loss_krw", "expectancy_krw", "sortino_hourly", "turnover_usd"):
+    for absent in ("costs_by_venue", "avg_win_krw", "avg_loss_krw", "expectancy_krw", "turnover_usd"):
         kpis.pop(absent, None)
+    kpis["sortino_hourly"] = None  # recorded, undefined (too few hourly samples)
     (run / "kpi_summary.json").write_text(json.dumps(kpis), encoding="utf-8")
     reseal(run)
     code, _, err = report(repo, "A", "-o", "r.html")
@@ -223,7 +224,8 @@ def test_what_a_run_lacks_comes_from_its_trades_or_is_said(repo: Path) -> None:
     assert "+138,811 KRW" in text and "0.8125" in text and "-1.25" in text and "50.0%" in text
     assert "start 10 s, trough 1.50 h, not recovered" in text
     assert marks(chart(text, "pnl-zone-0"), "bar") == ["p/1-2: 12.50 KRW"]
-    assert text.count(NOT_RECORDED) == 7  # one cell each: fees and slippage by venue and the five others
+    assert text.count(NOT_RECORDED) == 6  # one cell each: fees and slippage by venue and the four others
+    assert text.count('title="recorded as null: undefined for this run') == 1
 
 
 def test_downsample_keeps_ends_and_every_bucket_extreme() -> None:

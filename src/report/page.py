@@ -154,6 +154,10 @@ TRADER = (  # (kpi key, column, renderer)
 )
 
 
+NULL_CELL = ('<td class="missing" title="recorded as null: undefined for this run (a ratio needs at least two '
+             'hourly samples and some spread of returns)">n/a</td>')
+
+
 def trader_section(views: Sequence[RunView]) -> str:
     rows = []
     for v in views:
@@ -163,7 +167,8 @@ def trader_section(views: Sequence[RunView]) -> str:
                          f'<td colspan="{len(TRADER)}" class="missing">{esc(NOT_RECORDED)}</td>'])
             continue
         rows.append([cell(esc(v.label), "run-label")] + [
-            render(k[key]) if k.get(key) is not None else cell(esc(NOT_RECORDED), "missing") for key, _, render in TRADER])
+            render(k[key]) if k.get(key) is not None else NULL_CELL if key in k else cell(esc(NOT_RECORDED), "missing")
+            for key, _, render in TRADER])
     return ("<h2>Trader KPIs</h2><p class=sub>Sharpe and Sortino: of the realized equity sampled once per "
             "simulated hour, not annualised.</p>" + table(["run", *(c for _, c, _ in TRADER)], rows))
 
