@@ -152,8 +152,14 @@ def test_usage_errors_are_one_line_and_write_nothing(repo: Path) -> None:
                                 "(create it first, or pick another path)\n"
     code, _, err = report(repo, "A", "-o", "logs")
     assert code == 2 and "is a folder" in err
+    code, _, err = report(repo, "A", "-o", "logs/d92-5/A/plots/r.html")
+    assert code == 2 and "inside the run folder" in err and "edited" in err and err.count("\n") == 1
+    assert not (repo / "logs/d92-5/A/plots/r.html").exists()
+    code, out, err = report(repo, "A")  # default: report.html where the user is
+    assert code == 0 and out.startswith("report: report.html (1 run,") and (repo / "report.html").is_file()
     assert not (repo / "r.html").exists()
     assert report(repo, "--last", "2")[0] == 2
+    assert report(repo)[0] == 2
 
 
 EVIL_SYMBOL = "<script>alert('sym')</script>"

@@ -48,6 +48,10 @@ def check_output(path: Path) -> Path:
         raise UsageError(f"-o {path}: folder {folder} does not exist (create it first, or pick another path)")
     if path.is_dir():
         raise UsageError(f"-o {path}: is a folder; give a file name such as {path / 'report.html'}")
+    for parent in (folder.resolve(), *folder.resolve().parents):
+        if (parent / "runtime_meta.json").is_file():  # a new file there would make that run `edited`
+            raise UsageError(f"-o {path}: inside the run folder {parent}: a file added there makes the run "
+                             "`edited` (its record lists every file); write the report elsewhere")
     return path
 
 
