@@ -33,6 +33,8 @@ FIGURES = {
     "bench_market.py": [rf"^synthetic-v1\s+{NUM}", rf"^synthetic-v2\s+{NUM}", rf"v2 / v1 speed: {NUM}x"],
     "bench_reproduce.py": [rf"reproduce / smoke\s+{NUM}x", rf"keeping inputs \(clean tree\)\s+median {NUM} ms",
                            rf"keeping inputs, CPU time\s+median {NUM} ms"],
+    "bench_report.py": [rf"^1 smoke run\s+{NUM} s\s+<= 1 s\s+{NUM} KB", rf"^20 smoke runs\s+{NUM} s\s+<= 3 s\s+{NUM} KB",
+                        rf"^24-hour top-100 run\s+{NUM} s\s+{NUM} KB\s+< 2 MB"],
 }
 BENCHES = sorted(p.name for p in (REPO / "benchmarks").glob("bench_*.py"))
 
@@ -43,7 +45,8 @@ def test_every_benchmark_has_a_quick_case() -> None:
         assert "--quick" in (REPO / "benchmarks" / name).read_text(encoding="utf-8"), name
 
 
-SLOW = {"bench_dvc_compare.py", "bench_sweep.py", "bench_market.py", "bench_reproduce.py"}  # 5-60 s each on a shared 2-core machine
+SLOW = {"bench_dvc_compare.py", "bench_sweep.py", "bench_market.py", "bench_reproduce.py",
+        "bench_report.py"}  # 5-60 s each on a shared 2-core machine
 
 
 @pytest.mark.parametrize("bench", [pytest.param(b, marks=pytest.mark.slow) if b in SLOW else b for b in BENCHES])
