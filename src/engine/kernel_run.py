@@ -18,28 +18,25 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from src.engine.exits import EXIT_REASONS
-from src.engine.fills import Legs
 from src.engine.kernel_writer import ChunkWriter
-from src.engine.loop import (CHUNK_TICKS, REJECTION_REASONS, SECONDS_PER_DAY, EngineParams, Position, SessionResult,
-                             seq_sum)
+from src.engine.loop import CHUNK_TICKS, SECONDS_PER_DAY, EngineParams
+from src.engine.records import (DIRECTIONS, EXIT_REASONS, FLOAT_FIELDS, JSONL_KEYS, REJECTION_REASONS, TIME_LIMIT_KINDS,
+                                TRADE_FIELDS, TRADE_KEYS, Legs, Position, SessionResult, seq_sum)
 from src.market.book import growth_pow
 from src.market.tape import Market
 
-_DIRECTIONS = {1: "sell_krw_buy_usdt", -1: "buy_krw_sell_usdt"}
-_KINDS = (None, "soft", "hard")
-# trades.jsonl keys in json.dumps(sort_keys=True) order, and how each is printed
-_KEYS = ("direction", "entry_krw_px", "entry_spread_bps", "entry_t_s", "entry_usdt_px", "exit_krw_px",
-         "exit_reason", "exit_spread_bps", "exit_t_s", "exit_usdt_px", "fees_krw", "fill_ratio", "fx_entry",
-         "fx_exit", "hold_s", "notional_usd", "pnl_krw", "pnl_usd", "profile", "qty", "slippage_krw", "symbol",
-         "time_limit_kind", "zone")
-_FLOATS = ("entry_t_s", "exit_t_s", "hold_s", "entry_spread_bps", "exit_spread_bps", "qty", "fill_ratio",
-           "notional_usd", "entry_usdt_px", "entry_krw_px", "exit_usdt_px", "exit_krw_px", "fx_entry", "fx_exit",
-           "fees_krw", "slippage_krw", "pnl_krw", "pnl_usd")
-_HINTS = np.array([0, 0, 0, 4, 4, 10, 6, 6, 10, 6, 10, 6, 6, 6, 2, 2, 2, 6], dtype=np.int64)  # round() places
+# How each trades.jsonl key (JSONL_KEYS order) is printed: a float of FLOAT_FIELDS (the places it was
+# rounded to are the printer's first guess; 0 for the unrounded times) or a string of the table below
+_HINTS = np.array([f.places or 0 for f in TRADE_FIELDS if f.stored == "f8"], dtype=np.int64)
 _STRINGS = {"direction": 0, "exit_reason": 1, "time_limit_kind": 2, "profile": 3, "symbol": 4, "zone": 5}
-_KINDS_ARR = np.array([_FLOATS.index(k) if k in _FLOATS else -_STRINGS[k] - 1 for k in _KEYS], dtype=np.int64)
-_PIECES = [("{" if j == 0 else ", ") + f'"{k}": ' for j, k in enumerate(_KEYS)] + ["}\n"]
+_KINDS_ARR = np.array([FLOAT_FIELDS.index(k) if k in FLOAT_FIELDS else -_STRINGS[k] - 1 for k in JSONL_KEYS],
+                      dtype=np.int64)
+# the string table starts with the direction names (+1's first), exit reasons and time-limit kinds;
+# then, per session, each symbol's profile, the symbols and each symbol's zones
+_EXIT0 = len(DIRECTIONS)
+_KIND0 = _EXIT0 + len(EXIT_REASONS)
+_SYM0 = _KIND0 + len(TIME_LIMIT_KINDS)
+_PIECES = [("{" if j == 0 else ", ") + f'"{k}": ' for j, k in enumerate(JSONL_KEYS)] + ["}\n"]
 _KEY_BYTES = np.frombuffer("".join(_PIECES).encode(), dtype=np.uint8)
 _KEY_OFF = np.cumsum([0] + [len(p) for p in _PIECES], dtype=np.int64)
 
@@ -73,7 +70,7 @@ class KernelTrades:
         if self._tab is None:
             n_sym = len(self.symbols)
             enc = json.JSONEncoder(ensure_ascii=False).encode
-            texts = [*map(enc, _DIRECTIONS.values()), *map(enc, EXIT_REASONS), "null", *map(enc, _KINDS[1:]),
+            texts = [*map(enc, DIRECTIONS.values()), *map(enc, EXIT_REASONS), "null", *map(enc, TIME_LIMIT_KINDS[1:]),
                      *map(enc, self.profiles), *map(enc, self.symbols)]
             zone_base, width = len(texts), max(map(len, self.zones), default=1)
             for zs in self.zones:
@@ -81,8 +78,9 @@ class KernelTrades:
             raw = [t.encode("utf-8") for t in texts]
             tab = np.frombuffer(b"".join(raw), dtype=np.uint8)
             tab_off = np.cumsum([0] + [len(b) for b in raw], dtype=np.int64)
-            kinds = (raw[:2], raw[2:6], raw[6:9], raw[9:9 + n_sym], raw[9 + n_sym:zone_base], raw[zone_base:])
-            longest = _KEY_BYTES.size + sum(max(map(len, k), default=4) for k in kinds) + 26 * len(_FLOATS)
+            kinds = (raw[:_EXIT0], raw[_EXIT0:_KIND0], raw[_KIND0:_SYM0], raw[_SYM0:_SYM0 + n_sym],
+                     raw[_SYM0 + n_sym:zone_base], raw[zone_base:])
+            longest = _KEY_BYTES.size + sum(max(map(len, k), default=4) for k in kinds) + 26 * len(FLOAT_FIELDS)
             self._tab = (tab, tab_off, zone_base, width, longest)
         return self._tab
 
@@ -91,16 +89,16 @@ class KernelTrades:
 
     def column(self, name: str) -> list[Any]:
         """One trades.jsonl field of every trade, as the reference's Python values."""
-        if name in _FLOATS:
+        if name in FLOAT_FIELDS:
             return self.rec[name].tolist()
         if name == "symbol":
             return [self.symbols[s] for s in self.rec["symbol"].tolist()]
         if name == "exit_reason":
             return [EXIT_REASONS[r] for r in self.rec["exit_reason"].tolist()]
         if name == "time_limit_kind":
-            return [_KINDS[k] for k in self.rec["time_limit_kind"].tolist()]
+            return [TIME_LIMIT_KINDS[k] for k in self.rec["time_limit_kind"].tolist()]
         if name == "direction":
-            return [_DIRECTIONS[d] for d in self.rec["direction"].tolist()]
+            return [DIRECTIONS[d] for d in self.rec["direction"].tolist()]
         if name == "profile":
             return [self.profiles[s] for s in self.rec["symbol"].tolist()]
         if name == "zone":
@@ -110,12 +108,8 @@ class KernelTrades:
     def dicts(self) -> list[dict]:
         """The trades as loop.close_position builds them (same keys, order and values)."""
         if self._dicts is None:
-            names = ("symbol", "direction", "profile", "zone", *_FLOATS[:3], "entry_spread_bps", "exit_spread_bps",
-                     "qty", "fill_ratio", "notional_usd", "entry_usdt_px", "entry_krw_px", "exit_usdt_px",
-                     "exit_krw_px", "fx_entry", "fx_exit", "fees_krw", "slippage_krw", "pnl_krw", "pnl_usd",
-                     "exit_reason", "time_limit_kind")
-            cols = [self.column(n) for n in names]
-            self._dicts = [dict(zip(names, row)) for row in zip(*cols)]
+            cols = [self.column(n) for n in TRADE_KEYS]
+            self._dicts = [dict(zip(TRADE_KEYS, row)) for row in zip(*cols)]
         return self._dicts
 
     def jsonl(self) -> bytes | memoryview:
@@ -130,15 +124,15 @@ class KernelTrades:
         sidx = np.empty((n, 6), dtype=np.int64)
         sym = rec["symbol"]
         np.subtract(1, rec["direction"] > 0, out=sidx[:, 0], casting="unsafe")
-        np.add(rec["exit_reason"], 2, out=sidx[:, 1], casting="unsafe")
-        np.add(rec["time_limit_kind"], 6, out=sidx[:, 2], casting="unsafe")
-        np.add(sym, 9, out=sidx[:, 3], casting="unsafe")
-        np.add(sym, 9 + n_sym, out=sidx[:, 4], casting="unsafe")
+        np.add(rec["exit_reason"], _EXIT0, out=sidx[:, 1], casting="unsafe")
+        np.add(rec["time_limit_kind"], _KIND0, out=sidx[:, 2], casting="unsafe")
+        np.add(sym, _SYM0, out=sidx[:, 3], casting="unsafe")
+        np.add(sym, _SYM0 + n_sym, out=sidx[:, 4], casting="unsafe")
         np.multiply(sym, width, out=sidx[:, 5], casting="unsafe")
         sidx[:, 5] += rec["zone"]
         sidx[:, 5] += zone_base
-        vals = np.empty((n, len(_FLOATS)))
-        for j, k in enumerate(_FLOATS):
+        vals = np.empty((n, len(FLOAT_FIELDS)))
+        for j, k in enumerate(FLOAT_FIELDS):
             vals[:, j] = rec[k]
         out = np.empty(n * longest, dtype=np.uint8)  # its own buffer: the caller may keep the view
         ends = np.empty(n, dtype=np.int64)
@@ -188,7 +182,7 @@ def warm_up() -> None:
                  np.zeros(6, dtype=np.int64), np.zeros(5, dtype=np.int64), np.full(1, np.nan),
                  np.zeros((1, 3), dtype=np.int64), np.zeros((1, 9)), np.zeros((1, 7)), i1, f1, trades, False)
     kn.mark_to_market(np.ones(9), 1, np.ones(7), np.ones(13))
-    kernel_json.format_lines(np.zeros((1, len(_FLOATS))), _HINTS, _KINDS_ARR, np.zeros((1, 6), dtype=np.int64),
+    kernel_json.format_lines(np.zeros((1, len(FLOAT_FIELDS))), _HINTS, _KINDS_ARR, np.zeros((1, 6), dtype=np.int64),
                              np.frombuffer(b"x", dtype=np.uint8), np.zeros(2, dtype=np.int64), _KEY_BYTES, _KEY_OFF,
                              np.zeros(1024, dtype=np.uint8), np.zeros(1, dtype=np.int64))
     _WARM.setdefault("warm_up_s", time.perf_counter() - t0)
