@@ -111,7 +111,7 @@ def test_the_reference_rejects_only_with_names_of_the_table() -> None:
 
 
 @pytest.mark.parametrize("path", ["src/acceptance/gates.py", "src/runs/plotdata.py", "src/compare/diff.py",
-                                  "src/engine/kpi.py", "src/engine/kernel_run.py"])
+                                  "src/engine/kpi.py", "src/engine/kernel_trades.py"])
 def test_readers_take_the_exit_reasons_from_records(path: str) -> None:
     """No copy of the names (a string literal) and no import of the exit-rules module for them."""
     text = (REPO / path).read_text()
@@ -207,7 +207,7 @@ def test_the_kernels_string_table_prints_every_code_by_its_name() -> None:
     the tables give (the same bytes json.dumps writes for the dicts)."""
     from src.config.loader import load_config
     from src.engine.kernel import TRADE_DT
-    from src.engine.kernel_run import KernelTrades
+    from src.engine.kernel_trades import KernelTrades
     from src.engine.loop import EngineParams
 
     cfg = load_config([], REPO).cfg

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from conftest import REPO, clean_env, copy_repo, load_json, run_cli, run_dir_of
 from src.engine import jitcache, kernel, kernel_json
-from src.engine.kernel_run import KernelTrades
+from src.engine.kernel_trades import KernelTrades
 
 PLACES = (0, 1, 2, 4, 6, 10)
 

@@ -10,7 +10,8 @@ switch sums the trades' rounded pnl_usd.
 
 Layout (vectorbt's way): one state per session in a few arrays, trades appended to a
 record array of TRADE_DT; the thin Python layer in kernel_run.py feeds chunks, asks
-`should_stop`, grows buffers and serialises the records once.
+`should_stop` and grows buffers, and kernel_trades.py serialises the records once. The
+codes (exit and rejection reasons, zone, direction) and the trade's fields are records.py's.
 """
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """trades.jsonl written while the kernel runs: one worker thread formats and writes each
-chunk's lines (kernel_run.KernelTrades.jsonl) while the compiled kernel, which releases the
+chunk's lines (kernel_trades.KernelTrades.jsonl) while the compiled kernel, which releases the
 GIL, runs the next chunk."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Callable, Protocol
 
 
 class ChunkLines(Protocol):
-    """What is written of a chunk's trades (kernel_run.KernelTrades): its trades.jsonl lines."""
+    """What is written of a chunk's trades (kernel_trades.KernelTrades): its trades.jsonl lines."""
 
     def jsonl(self) -> bytes | memoryview: ...
 
