@@ -182,8 +182,9 @@ M: dict[str, list[tuple[str, str, str]]] = {
         (G, 'return actual is not None', 'return bool(actual)'),
     ],
     'time_limit share over tp+sl only': [
-        (G, '"time_limit_share": (exits.get("time_limit", 0) / total) if total else 0.0',
-         '"time_limit_share": (exits.get("time_limit", 0) / max(total, 1)) if exits.get("take_profit", 0) else 0.0'),
+        (G, '"time_limit_share": (exits.get(EXIT_REASONS[TIME_LIMIT], 0) / total) if total else 0.0',
+         '"time_limit_share": (exits.get(EXIT_REASONS[TIME_LIMIT], 0) / max(total, 1)) '
+         'if exits.get(EXIT_REASONS[TAKE_PROFIT], 0) else 0.0'),
     ],
     'entry spread d=-1 on the KRW bid': [
         (F, '    krw_usd = q.krw_ask / q.fx\n    return (q.usdt_bid - krw_usd)',
@@ -250,9 +251,9 @@ M: dict[str, list[tuple[str, str, str]]] = {
          "elif f >= 0.5:"),
     ],
     'KERNEL ONLY: last valid quote not kept for the mark': [
-        (KN, '                if reason < 0:\n'
+        (KN, '                if reason == NO_EXIT:\n'
              '                    last_q[s, 0], last_q[s, 1], last_q[s, 2], last_q[s, 3] = ub, ua, kb, ka\n',
-         '                if reason < 0:\n'
+         '                if reason == NO_EXIT:\n'
              '                    last_q[s, 0], last_q[s, 1], last_q[s, 2], last_q[s, 3] = ub, ua, kb, kb\n'),
     ],
     # trader KPIs (src/engine/stats.py): tests/test_kpis_trader.py, without its CLI runs

@@ -35,10 +35,10 @@ from conftest import REPO, load_json, run_cli, run_dir_of
 from src.config.loader import load_config
 from src.config.schema import (FxKind, Mode, Profile, RiskConfig, RootConfig, SymbolMapping, Zone,
                                ZoneProfileConfig)
-from src.engine.exits import EXIT_REASONS
 from src.engine.kernel_run import run_session_kernel
 from src.engine.kpi import summarize
-from src.engine.loop import REJECTION_REASONS, EngineParams, SessionResult, run_session
+from src.engine.loop import EngineParams, run_session
+from src.engine.records import EXIT_REASONS, REJECTION_REASONS, SessionResult
 from src.engine.zones import apply_profiles
 from src.market.synthetic import SyntheticMarket
 from src.market.tape import BookShape, Market, MarketChunk

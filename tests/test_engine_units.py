@@ -8,7 +8,7 @@ import pytest
 from src.config.schema import Mode, Profile, SymbolMapping, Zone, ZoneProfileConfig
 from src.engine.exits import exit_reason
 from src.engine.fills import Quote, entry_spread_bps, exit_spread_bps, fill_legs, mid_premium_bps, settle
-from src.engine.loop import Position
+from src.engine.records import Position
 from src.engine.zones import apply_profiles, find_zone
 from src.market.book import depth, walk
 from src.market.tape import BookShape
@@ -130,7 +130,7 @@ def test_profiles_by_mode_and_fallback() -> None:
 def test_seq_sum_adds_left_to_right_on_every_python() -> None:
     # 1e16 + 1.0 rounds back to 1e16 (the spacing there is 2.0): sequential gives 0.0; the
     # builtin sum() of Python 3.12+ compensates and gives 1.0, so results would depend on Python.
-    from src.engine.loop import seq_sum
+    from src.engine.records import seq_sum
     assert seq_sum([1e16, 1.0, -1e16]) == 0.0
     assert seq_sum([0.1, 0.2, 0.3]) == (0.1 + 0.2) + 0.3
     assert seq_sum([]) == 0
@@ -141,7 +141,7 @@ def test_float_totals_never_use_the_builtin_sum() -> None:
     import ast
     from pathlib import Path
     root = Path(__file__).resolve().parents[1] / "src" / "engine"
-    for name in ("kpi.py", "loop.py", "kernel_run.py"):
+    for name in ("kpi.py", "loop.py", "kernel_run.py", "kernel_trades.py", "records.py"):
         for node in ast.walk(ast.parse((root / name).read_text(encoding="utf-8"))):
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "sum":
                 arg = ast.unparse(node.args[0])

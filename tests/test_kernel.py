@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from conftest import REPO, clean_env, copy_repo, load_json, run_cli, run_dir_of
 from src.engine import jitcache, kernel, kernel_json
-from src.engine.kernel_run import KernelTrades
+from src.engine.kernel_trades import KernelTrades
 
 PLACES = (0, 1, 2, 4, 6, 10)
 
@@ -117,7 +117,8 @@ def test_cache_key_follows_the_source_bytes_not_its_size_or_mtime(tmp_path: Path
 def test_kernel_cache_lives_outside_the_purged_tree() -> None:
     info = jitcache.cache_key()
     assert info["dir"] == f".cache/numba/{info['key']}"
-    assert set(info["sources"]) == {"src/engine/kernel.py", "src/engine/kernel_json.py", "src/market/synth_jit.py"}
+    assert set(info["sources"]) == {"src/engine/kernel.py", "src/engine/kernel_json.py", "src/engine/records.py",
+                                    "src/market/synth_jit.py"}
     assert os.environ["NUMBA_CACHE_DIR"] == str(REPO / info["dir"])
     assert kernel.run_ticks.stats.cache_path == str(REPO / info["dir"])
     assert {".cache/", "/.cache/"} & set((REPO / ".gitignore").read_text().split())

@@ -28,7 +28,8 @@ from oracle_market import Q, ScriptedMarket, Tick
 from src.config.schema import Profile, RiskConfig, Zone
 from src.engine.kernel_run import run_session_kernel
 from src.engine.kpi import summarize
-from src.engine.loop import EngineParams, SessionResult, run_session
+from src.engine.loop import EngineParams, run_session
+from src.engine.records import SessionResult
 from src.engine.zones import Applied
 from src.market.tape import BookShape
 

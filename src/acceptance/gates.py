@@ -5,7 +5,7 @@ import operator
 from pathlib import PurePosixPath
 from typing import Any
 
-from src.engine.exits import EXIT_REASONS
+from src.engine.records import EXIT_REASONS, STOP_LOSS, TAKE_PROFIT, TIME_LIMIT
 
 _MISSING = object()
 _NUMERIC = {"ge": operator.ge, "gt": operator.gt, "le": operator.le, "lt": operator.lt, "eq": operator.eq,
@@ -34,9 +34,9 @@ def derived_metrics(kpi: dict[str, Any]) -> dict[str, Any]:
     exits = kpi.get("exit_reasons") or {}
     total = sum(exits.get(k, 0) for k in EXIT_REASONS)
     return {
-        "tp_plus_sl": exits.get("take_profit", 0) + exits.get("stop_loss", 0),
+        "tp_plus_sl": exits.get(EXIT_REASONS[TAKE_PROFIT], 0) + exits.get(EXIT_REASONS[STOP_LOSS], 0),
         "exits_total": total,
-        "time_limit_share": (exits.get("time_limit", 0) / total) if total else 0.0,
+        "time_limit_share": (exits.get(EXIT_REASONS[TIME_LIMIT], 0) / total) if total else 0.0,
     }
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from src.acceptance import gates
 from src.compare.load import RunRecord
+from src.engine.records import EXIT_REASONS
 from src.provenance.outputs import INPUT_DESCRIPTIONS, differing_results
 
 UNTRUSTED = ("edited", "damaged")  # states whose files are not what the run wrote
@@ -91,7 +92,7 @@ def compare_two(a: RunRecord, b: RunRecord) -> dict[str, Any]:
     trusted = a.state not in UNTRUSTED and b.state not in UNTRUSTED
     differing = results_differ(a, b) if trusted else None  # an edited run's files are not its results
     deltas = []
-    for f in KPI_FIELDS + tuple(f"exit_reasons.{k}" for k in ("take_profit", "stop_loss", "time_limit", "spread_reversal")):
+    for f in KPI_FIELDS + tuple(f"exit_reasons.{k}" for k in EXIT_REASONS):
         va, vb = flatten(ka).get(f), flatten(kb).get(f)
         if va != vb:
             d = vb - va if isinstance(va, (int, float)) and isinstance(vb, (int, float)) else None
@@ -148,7 +149,7 @@ def summary_row(run: RunRecord) -> dict[str, Any]:
         "round_trips": k.get("round_trips"),
         "win_rate": k.get("win_rate"),
         "total_pnl_krw": k.get("total_pnl_krw"),
-        "tp/sl/tl/sr": "/".join(str(ex.get(x, "-")) for x in ("take_profit", "stop_loss", "time_limit", "spread_reversal")) if ex else None,
+        "tp/sl/tl/sr": "/".join(str(ex.get(x, "-")) for x in EXIT_REASONS) if ex else None,
         "gates": None if acc is None else ("PASS" if all(acc.values()) else "FAIL"),
     }
 

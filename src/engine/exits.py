@@ -1,25 +1,19 @@
 """When an open position exits, and why."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from src.config.schema import Profile
 from src.engine.fills import Quote, exit_spread_bps, mid_premium_bps
-
-if TYPE_CHECKING:
-    from src.engine.loop import Position
-
-EXIT_REASONS = ("take_profit", "stop_loss", "time_limit", "spread_reversal")
+from src.engine.records import Position
 
 
-def exit_reason(pos: "Position", q: Quote, t: float, profile: Profile, round_trip_fee_bps: float) -> str | None:
+def exit_reason(pos: Position, q: Quote, t: float, profile: Profile, round_trip_fee_bps: float) -> str | None:
     """The first exit that applies, in order: stop_loss, spread_reversal, take_profit, time_limit.
 
     take_profit: the spread converged by the zone's tp_bps since entry; stop_loss: it
     widened by sl_bps; spread_reversal: the mid premium changed sign against the entry;
     time_limit: after soft_limit_s once the estimated loss (captured spread minus
     round-trip fees) is within min_loss_bps ("time_limit:soft"), at hard_limit_s
-    regardless ("time_limit:hard").
+    regardless ("time_limit:hard"). The names are records.EXIT_REASONS (and TIME_LIMIT_KINDS).
     """
     zone = profile.zones[pos.zone_idx]
     now = exit_spread_bps(q, pos.direction)

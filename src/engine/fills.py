@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from src.engine.records import Legs
 from src.market.book import walk
 from src.market.tape import BookShape
 
@@ -44,17 +45,6 @@ def exit_spread_bps(q: Quote, d: int) -> float:
 def mid_premium_bps(q: Quote) -> float:
     usdt_mid = 0.5 * (q.usdt_bid + q.usdt_ask)
     return (0.5 * (q.krw_bid + q.krw_ask) / q.fx - usdt_mid) / usdt_mid * 1e4
-
-
-@dataclass(frozen=True)
-class Legs:
-    """Fill of both legs for `qty` coins: volume-weighted prices and slippage vs the top."""
-
-    qty: float
-    usdt_px: float  # USDT per coin
-    krw_px: float  # KRW per coin
-    slippage_usdt: float  # USDT lost to depth on the USDT leg
-    slippage_krw: float  # KRW lost to depth on the KRW leg
 
 
 def fill_legs(q: Quote, qty: float, d: int, opening: bool, book: BookShape) -> Legs:

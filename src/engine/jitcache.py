@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
-# every file the njit code compiles from
-KERNEL_SOURCES = tuple(Path(__file__).resolve().with_name(f) for f in ("kernel.py", "kernel_json.py")) + (
+# every file the njit code compiles from (records.py: the codes and trade fields the kernel freezes in)
+KERNEL_SOURCES = tuple(Path(__file__).resolve().with_name(f) for f in ("kernel.py", "kernel_json.py", "records.py")) + (
     ROOT / "src" / "market" / "synth_jit.py",)  # the market's compiled block generator
 CACHE_ROOT = ROOT / ".cache" / "numba"
 

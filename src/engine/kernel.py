@@ -10,7 +10,8 @@ switch sums the trades' rounded pnl_usd.
 
 Layout (vectorbt's way): one state per session in a few arrays, trades appended to a
 record array of TRADE_DT; the thin Python layer in kernel_run.py feeds chunks, asks
-`should_stop`, grows buffers and serialises the records once.
+`should_stop` and grows buffers, and kernel_trades.py serialises the records once. The
+codes (exit and rejection reasons, zone, direction) and the trade's fields are records.py's.
 """
 from __future__ import annotations
 
@@ -21,11 +22,11 @@ jitcache.prepare()  # before numba is imported: the cache folder and key (see ji
 import numpy as np  # noqa: E402
 from numba import njit  # noqa: E402
 
-# exit reasons (index into exits.EXIT_REASONS) and time-limit kinds
-TAKE_PROFIT, STOP_LOSS, TIME_LIMIT, SPREAD_REVERSAL = 0, 1, 2, 3
-NO_KIND, SOFT, HARD = 0, 1, 2
-# rejection counters (index into loop.REJECTION_REASONS)
-OUTSIDE, KILLED, FULL, DEPTH, FLOOR = 0, 1, 2, 3, 4
+# exit reasons, time-limit kinds, rejection counters, zone and direction codes: ints Numba freezes
+from src.engine.records import (BUY_KRW_SELL_USDT, COST_FLOOR, HARD, INSUFFICIENT_DEPTH, KILL_SWITCH,  # noqa: E402
+                                MAX_OPEN_POSITIONS, NO_EXIT, NO_KIND, OUTSIDE_ZONE, OUTSIDE_ZONES, SELL_KRW_BUY_USDT,
+                                SOFT, SPREAD_REVERSAL, STOP_LOSS, TAKE_PROFIT, TIME_LIMIT, TRADE_FIELDS)
+
 # ints of the session state: trades, entry signals, market updates, ticks, days known, open positions
 N_TRADES, SIGNALS, UPDATES, TICKS, N_DAYS, N_OPEN = 0, 1, 2, 3, 4, 5
 # params: fees, cost floor, risk, book
@@ -34,15 +35,9 @@ USDT_FEE, KRW_FEE, RT_FEE, FLOOR_MULT, NOTIONAL, MAX_OPEN, LOSS_LIMIT, MIN_FILL,
 # per-symbol open position (floats): entry time, spread, legs, fx, target qty
 P_T, P_SPREAD, P_QTY, P_USDT, P_KRW, P_SLIP_USDT, P_SLIP_KRW, P_FX, P_TARGET = range(9)
 
-TRADE_DT = np.dtype([
-    ("symbol", np.int32), ("direction", np.int8), ("zone", np.int16), ("exit_reason", np.int8),
-    ("time_limit_kind", np.int8), ("entry_t_s", np.float64), ("exit_t_s", np.float64), ("hold_s", np.float64),
-    ("entry_spread_bps", np.float64), ("exit_spread_bps", np.float64), ("qty", np.float64),
-    ("fill_ratio", np.float64), ("notional_usd", np.float64), ("entry_usdt_px", np.float64),
-    ("entry_krw_px", np.float64), ("exit_usdt_px", np.float64), ("exit_krw_px", np.float64),
-    ("fx_entry", np.float64), ("fx_exit", np.float64), ("fees_krw", np.float64), ("slippage_krw", np.float64),
-    ("pnl_krw", np.float64), ("pnl_usd", np.float64),
-])
+# one trade (records.TRADE_FIELDS): the integer codes first, then the float64 values
+TRADE_DT = np.dtype([(f.name, f.stored) for f in TRADE_FIELDS if f.stored not in ("", "f8")]
+                    + [(f.name, f.stored) for f in TRADE_FIELDS if f.stored == "f8"])
 
 _TWO53 = 9007199254740992.0
 
@@ -199,7 +194,7 @@ def run_ticks(i0: int, i1: int, t_s: np.ndarray, day_a: np.ndarray, fx_a: np.nda
                 now = _exit_spread(ub, ua, kb, ka, fx, d)
                 captured = pos_f[s, P_SPREAD] - now
                 usdt_mid = 0.5 * (ub + ua)
-                reason, kind = -1, NO_KIND
+                reason, kind = NO_EXIT, NO_KIND
                 if -captured >= zones[s, zi, 3]:
                     reason = STOP_LOSS
                 elif (0.5 * (kb + ka) / fx - usdt_mid) / usdt_mid * 1e4 * d < 0.0:
@@ -212,7 +207,7 @@ def run_ticks(i0: int, i1: int, t_s: np.ndarray, day_a: np.ndarray, fx_a: np.nda
                         reason, kind = TIME_LIMIT, HARD
                     elif hold >= limits[s, 0] and captured - rt_fee >= -limits[s, 2]:
                         reason, kind = TIME_LIMIT, SOFT
-                if reason < 0:
+                if reason == NO_EXIT:
                     last_q[s, 0], last_q[s, 1], last_q[s, 2], last_q[s, 3] = ub, ua, kb, ka
                     last_q[s, 4], last_q[s, 5], last_q[s, 6] = us, ks, fx
                     continue
@@ -242,26 +237,26 @@ def run_ticks(i0: int, i1: int, t_s: np.ndarray, day_a: np.ndarray, fx_a: np.nda
             krw_usd = ka / fx
             down = (ub - krw_usd) / krw_usd * 1e4
             if up >= down:
-                d, spread = 1, up
+                d, spread = SELL_KRW_BUY_USDT, up
             else:
-                d, spread = -1, down
+                d, spread = BUY_KRW_SELL_USDT, down
             if spread < zones[s, 0, 0]:
                 continue  # below the first zone: not a signal
-            zi = -2
+            zi = OUTSIDE_ZONE
             for z in range(n_zones[s]):
                 if zones[s, z, 0] <= spread < zones[s, z, 1]:
                     zi = z
                     break
             st[SIGNALS] += 1
-            if zi == -2:
-                rej[OUTSIDE] += 1
+            if zi == OUTSIDE_ZONE:
+                rej[OUTSIDE_ZONES] += 1
                 continue
             killed = (day_pnl[cur_slot] if cur_slot >= 0 else 0.0) <= -prm[LOSS_LIMIT]
             if killed:
-                rej[KILLED] += 1
+                rej[KILL_SWITCH] += 1
                 continue
             if st[N_OPEN] >= prm[MAX_OPEN]:
-                rej[FULL] += 1
+                rej[MAX_OPEN_POSITIONS] += 1
                 continue
             ref_px = ua if d > 0 else ub
             target = prm[NOTIONAL] * zones[s, zi, 4] / ref_px
@@ -273,13 +268,13 @@ def run_ticks(i0: int, i1: int, t_s: np.ndarray, day_a: np.ndarray, fx_a: np.nda
             if dk < qty:
                 qty = dk
             if qty <= 0.0 or qty * ref_px < prm[MIN_FILL]:  # nothing to fill even when min_fill_usd=0
-                rej[DEPTH] += 1
+                rej[INSUFFICIENT_DEPTH] += 1
                 continue
             usdt_px, krw_px, slip_usdt, slip_krw = _fill(ub, ua, kb, ka, us, ks, qty, d, True, prm)
             slip_bps = (slip_usdt + slip_krw / fx) / (qty * usdt_px) * 1e4
             floor_bps = rt_fee + 2.0 * slip_bps
             if spread < prm[FLOOR_MULT] * floor_bps:
-                rej[FLOOR] += 1
+                rej[COST_FLOOR] += 1
                 continue
             pos_i[s, 0], pos_i[s, 1], pos_i[s, 2] = 1, d, zi
             pf = pos_f[s]

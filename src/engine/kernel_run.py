@@ -7,164 +7,30 @@ tick in the reference's order relative to `on_trade`: a chunk runs first, then t
 it ran are confirmed one `should_stop()` each; a True rolls the state back to the chunk's
 start and reruns up to that tick. With `on_trade`, the kernel returns after each tick that
 closed a trade, so on_trade calls fall between the same `should_stop` calls as in the
-reference. Trades stay in a TRADE_DT record array; `write` receives each chunk's
-trades.jsonl lines as one bytes string (the same bytes JsonlAppender writes).
+reference. Trades stay in a TRADE_DT record array (kernel_trades.KernelTrades reads them);
+`write` receives each chunk's trades.jsonl lines as one bytes string (the same bytes
+JsonlAppender writes).
 """
 from __future__ import annotations
 
-import json
 import time
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 
-from src.engine.exits import EXIT_REASONS
-from src.engine.fills import Legs
+from src.engine import kernel_trades
+from src.engine.kernel_trades import KernelTrades
 from src.engine.kernel_writer import ChunkWriter
-from src.engine.loop import (CHUNK_TICKS, REJECTION_REASONS, SECONDS_PER_DAY, EngineParams, Position, SessionResult,
-                             seq_sum)
+from src.engine.loop import CHUNK_TICKS, SECONDS_PER_DAY, EngineParams
+from src.engine.records import REJECTION_REASONS, Legs, Position, SessionResult, seq_sum
 from src.market.book import growth_pow
 from src.market.tape import Market
-
-_DIRECTIONS = {1: "sell_krw_buy_usdt", -1: "buy_krw_sell_usdt"}
-_KINDS = (None, "soft", "hard")
-# trades.jsonl keys in json.dumps(sort_keys=True) order, and how each is printed
-_KEYS = ("direction", "entry_krw_px", "entry_spread_bps", "entry_t_s", "entry_usdt_px", "exit_krw_px",
-         "exit_reason", "exit_spread_bps", "exit_t_s", "exit_usdt_px", "fees_krw", "fill_ratio", "fx_entry",
-         "fx_exit", "hold_s", "notional_usd", "pnl_krw", "pnl_usd", "profile", "qty", "slippage_krw", "symbol",
-         "time_limit_kind", "zone")
-_FLOATS = ("entry_t_s", "exit_t_s", "hold_s", "entry_spread_bps", "exit_spread_bps", "qty", "fill_ratio",
-           "notional_usd", "entry_usdt_px", "entry_krw_px", "exit_usdt_px", "exit_krw_px", "fx_entry", "fx_exit",
-           "fees_krw", "slippage_krw", "pnl_krw", "pnl_usd")
-_HINTS = np.array([0, 0, 0, 4, 4, 10, 6, 6, 10, 6, 10, 6, 6, 6, 2, 2, 2, 6], dtype=np.int64)  # round() places
-_STRINGS = {"direction": 0, "exit_reason": 1, "time_limit_kind": 2, "profile": 3, "symbol": 4, "zone": 5}
-_KINDS_ARR = np.array([_FLOATS.index(k) if k in _FLOATS else -_STRINGS[k] - 1 for k in _KEYS], dtype=np.int64)
-_PIECES = [("{" if j == 0 else ", ") + f'"{k}": ' for j, k in enumerate(_KEYS)] + ["}\n"]
-_KEY_BYTES = np.frombuffer("".join(_PIECES).encode(), dtype=np.uint8)
-_KEY_OFF = np.cumsum([0] + [len(p) for p in _PIECES], dtype=np.int64)
 
 
 def _k() -> Any:
     from src.engine import kernel  # numba: only on this path
 
     return kernel
-
-
-class KernelTrades:
-    """A session's round trips as a TRADE_DT record array, read as the reference's dicts."""
-
-    def __init__(self, rec: np.ndarray, symbols: tuple[str, ...], params: EngineParams) -> None:
-        self.rec = rec
-        self.symbols = symbols
-        self.profiles = [ap.profile_name for ap in params.applied]
-        self.zones = [[f"{z.lo_bps:g}-{z.hi_bps:g}" for z in ap.profile.zones] for ap in params.applied]
-        self._dicts: list[dict] | None = None
-        self._tab: tuple[Any, ...] | None = None  # the strings' JSON bytes, built once (see _tables)
-
-    def part(self, rec: np.ndarray) -> KernelTrades:
-        """Trades `rec` of the same session, sharing the string tables (no re-encoding per chunk)."""
-        new = object.__new__(KernelTrades)
-        new.rec, new.symbols, new.profiles, new.zones = rec, self.symbols, self.profiles, self.zones
-        new._dicts, new._tab = None, self._tables()
-        return new
-
-    def _tables(self) -> tuple[Any, ...]:
-        """(tab, tab_off, zone_base, width, longest): every string a line may hold, JSON-encoded."""
-        if self._tab is None:
-            n_sym = len(self.symbols)
-            enc = json.JSONEncoder(ensure_ascii=False).encode
-            texts = [*map(enc, _DIRECTIONS.values()), *map(enc, EXIT_REASONS), "null", *map(enc, _KINDS[1:]),
-                     *map(enc, self.profiles), *map(enc, self.symbols)]
-            zone_base, width = len(texts), max(map(len, self.zones), default=1)
-            for zs in self.zones:
-                texts += [enc(z) for z in zs] + ["null"] * (width - len(zs))
-            raw = [t.encode("utf-8") for t in texts]
-            tab = np.frombuffer(b"".join(raw), dtype=np.uint8)
-            tab_off = np.cumsum([0] + [len(b) for b in raw], dtype=np.int64)
-            kinds = (raw[:2], raw[2:6], raw[6:9], raw[9:9 + n_sym], raw[9 + n_sym:zone_base], raw[zone_base:])
-            longest = _KEY_BYTES.size + sum(max(map(len, k), default=4) for k in kinds) + 26 * len(_FLOATS)
-            self._tab = (tab, tab_off, zone_base, width, longest)
-        return self._tab
-
-    def __len__(self) -> int:
-        return int(self.rec.shape[0])
-
-    def column(self, name: str) -> list[Any]:
-        """One trades.jsonl field of every trade, as the reference's Python values."""
-        if name in _FLOATS:
-            return self.rec[name].tolist()
-        if name == "symbol":
-            return [self.symbols[s] for s in self.rec["symbol"].tolist()]
-        if name == "exit_reason":
-            return [EXIT_REASONS[r] for r in self.rec["exit_reason"].tolist()]
-        if name == "time_limit_kind":
-            return [_KINDS[k] for k in self.rec["time_limit_kind"].tolist()]
-        if name == "direction":
-            return [_DIRECTIONS[d] for d in self.rec["direction"].tolist()]
-        if name == "profile":
-            return [self.profiles[s] for s in self.rec["symbol"].tolist()]
-        if name == "zone":
-            return [self.zones[s][z] for s, z in zip(self.rec["symbol"].tolist(), self.rec["zone"].tolist())]
-        raise KeyError(name)
-
-    def dicts(self) -> list[dict]:
-        """The trades as loop.close_position builds them (same keys, order and values)."""
-        if self._dicts is None:
-            names = ("symbol", "direction", "profile", "zone", *_FLOATS[:3], "entry_spread_bps", "exit_spread_bps",
-                     "qty", "fill_ratio", "notional_usd", "entry_usdt_px", "entry_krw_px", "exit_usdt_px",
-                     "exit_krw_px", "fx_entry", "fx_exit", "fees_krw", "slippage_krw", "pnl_krw", "pnl_usd",
-                     "exit_reason", "time_limit_kind")
-            cols = [self.column(n) for n in names]
-            self._dicts = [dict(zip(names, row)) for row in zip(*cols)]
-        return self._dicts
-
-    def jsonl(self) -> bytes | memoryview:
-        """trades.jsonl lines, byte-identical to JsonlAppender.append of each dict (kernel_json.py)."""
-        n = len(self)
-        if not n:
-            return b""
-        from src.engine import kernel_json
-
-        rec, n_sym = self.rec, len(self.symbols)
-        tab, tab_off, zone_base, width, longest = self._tables()
-        sidx = np.empty((n, 6), dtype=np.int64)
-        sym = rec["symbol"]
-        np.subtract(1, rec["direction"] > 0, out=sidx[:, 0], casting="unsafe")
-        np.add(rec["exit_reason"], 2, out=sidx[:, 1], casting="unsafe")
-        np.add(rec["time_limit_kind"], 6, out=sidx[:, 2], casting="unsafe")
-        np.add(sym, 9, out=sidx[:, 3], casting="unsafe")
-        np.add(sym, 9 + n_sym, out=sidx[:, 4], casting="unsafe")
-        np.multiply(sym, width, out=sidx[:, 5], casting="unsafe")
-        sidx[:, 5] += rec["zone"]
-        sidx[:, 5] += zone_base
-        vals = np.empty((n, len(_FLOATS)))
-        for j, k in enumerate(_FLOATS):
-            vals[:, j] = rec[k]
-        out = np.empty(n * longest, dtype=np.uint8)  # its own buffer: the caller may keep the view
-        ends = np.empty(n, dtype=np.int64)
-        size = kernel_json.format_lines(vals, _HINTS, _KINDS_ARR, sidx, tab, tab_off, _KEY_BYTES, _KEY_OFF, out, ends)
-        if (ends >= 0).all():
-            return memoryview(out[:size])  # written as is: no copy of what may be megabytes
-        parts, a = [], 0
-        for i, (end, d) in enumerate(zip(ends.tolist(), self.dicts())):
-            if end < 0:
-                parts.append(json.dumps(d, sort_keys=True, ensure_ascii=False, allow_nan=False).encode("utf-8") + b"\n")
-            else:
-                parts.append(out[a:end].tobytes())
-                a = end
-        return b"".join(parts)
-
-    def __iter__(self) -> Iterator[dict]:
-        return iter(self.dicts())
-
-    def __getitem__(self, i: Any) -> Any:
-        return self.dicts()[i]
-
-    def __eq__(self, other: object) -> bool:
-        return self.dicts() == (other.dicts() if isinstance(other, KernelTrades) else other)
-
-    def __repr__(self) -> str:
-        return repr(self.dicts())
 
 
 _WARM: dict[str, float] = {}
@@ -180,17 +46,13 @@ def warm_up() -> None:
     real types, so none of that lands inside the session. Safe to run in a thread."""
     t0 = time.perf_counter()
     kn = _k()
-    from src.engine import kernel_json
-
     f1, i1, z = np.zeros(1), np.zeros(1, dtype=np.int64), _ro(np.full((1, 1), np.nan))  # no valid quote
     trades = np.zeros(4, dtype=kn.TRADE_DT)
     kn.run_ticks(0, 1, _ro(f1), i1, _ro(f1), z, z, z, z, z, z, np.zeros(13), np.zeros((1, 1, 5)), i1, np.zeros((1, 3)),
                  np.zeros(6, dtype=np.int64), np.zeros(5, dtype=np.int64), np.full(1, np.nan),
                  np.zeros((1, 3), dtype=np.int64), np.zeros((1, 9)), np.zeros((1, 7)), i1, f1, trades, False)
     kn.mark_to_market(np.ones(9), 1, np.ones(7), np.ones(13))
-    kernel_json.format_lines(np.zeros((1, len(_FLOATS))), _HINTS, _KINDS_ARR, np.zeros((1, 6), dtype=np.int64),
-                             np.frombuffer(b"x", dtype=np.uint8), np.zeros(2, dtype=np.int64), _KEY_BYTES, _KEY_OFF,
-                             np.zeros(1024, dtype=np.uint8), np.zeros(1, dtype=np.int64))
+    kernel_trades.warm_up()
     _WARM.setdefault("warm_up_s", time.perf_counter() - t0)
 
 

@@ -1,13 +1,16 @@
 """trades.jsonl written while the kernel runs: one worker thread formats and writes each
-chunk's lines (kernel_run.KernelTrades.jsonl) while the compiled kernel, which releases the
+chunk's lines (kernel_trades.KernelTrades.jsonl) while the compiled kernel, which releases the
 GIL, runs the next chunk."""
 from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Callable
+from typing import Callable, Protocol
 
-if TYPE_CHECKING:
-    from src.engine.kernel_run import KernelTrades
+
+class ChunkLines(Protocol):
+    """What is written of a chunk's trades (kernel_trades.KernelTrades): its trades.jsonl lines."""
+
+    def jsonl(self) -> bytes | memoryview: ...
 
 
 class ChunkWriter:
@@ -21,10 +24,10 @@ class ChunkWriter:
         self.write = write
         self.pool: ThreadPoolExecutor | None = None
         self.pending: list[Future] = []
-        self.held: KernelTrades | None = None
+        self.held: ChunkLines | None = None
         self.failed = False
 
-    def _job(self, part: KernelTrades) -> None:
+    def _job(self, part: ChunkLines) -> None:
         if self.failed:
             return
         try:
@@ -33,7 +36,7 @@ class ChunkWriter:
             self.failed = True
             raise
 
-    def submit(self, part: KernelTrades) -> None:
+    def submit(self, part: ChunkLines) -> None:
         self.wait()
         if self.pool is None and self.held is None:
             self.held = part

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from src.engine.exits import EXIT_REASONS
-from src.engine.loop import SessionResult, _r, seq_sum
+from src.engine.records import EXIT_REASONS, SessionResult, seq_sum
+from src.engine.records import round_half as _r  # short: the KPI table below rounds every value
 from src.engine.stats import VenueFee, trader_kpis
 from src.engine.zones import Applied
 

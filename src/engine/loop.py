@@ -6,40 +6,22 @@ an entry. Everything is deterministic: no wall clock, no hashing order, seeded m
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 from src.config.schema import RiskConfig, RootConfig
 from src.engine.exits import exit_reason
-from src.engine.fills import Legs, Quote, entry_spread_bps, exit_spread_bps, fill_legs, settle
+from src.engine.fills import Quote, entry_spread_bps, exit_spread_bps, fill_legs, settle
+from src.engine.records import (BELOW_ZONES, BUY_KRW_SELL_USDT, DIRECTIONS, OUTSIDE_ZONE, SELL_KRW_BUY_USDT, Position,
+                                SessionResult, round_half, seq_sum)
 from src.engine.zones import Applied, apply_profiles, find_zone
 from src.market.book import depth
 from src.market.tape import Market, MarketChunk
 
 CHUNK_TICKS = 3600
 SECONDS_PER_DAY = 86400.0
-
-
-def _r(x: float, nd: int) -> float:
-    """Round for the record; + 0.0 turns -0.0 into 0.0 so equal values print alike."""
-    return round(x, nd) + 0.0
-
-
-def seq_sum(values: Iterable[float]) -> float:
-    """Left-to-right sum, one IEEE rounding per addition, on every Python.
-
-    Not the builtin: from Python 3.12 `sum()` of floats is compensated (Neumaier), so the
-    same trades would give other last bits on 3.11 than on 3.12/3.13.
-    """
-    acc = 0
-    for x in values:
-        acc += x
-    return acc
-
-
-REJECTION_REASONS = ("outside_zones", "kill_switch", "max_open_positions", "insufficient_depth", "cost_floor")
 
 
 @dataclass(frozen=True)
@@ -61,31 +43,6 @@ class EngineParams:
     @property
     def round_trip_fee_bps(self) -> float:
         return 2.0 * (self.usdt_fee_bps + self.krw_fee_bps)
-
-
-@dataclass
-class Position:
-    symbol_idx: int
-    direction: int
-    zone_idx: int
-    entry_t_s: float
-    entry_spread_bps: float
-    entry: Legs
-    fx_entry: float
-    target_qty: float
-
-
-@dataclass
-class SessionResult:
-    trades: list[dict] = field(default_factory=list)
-    entry_signals: int = 0
-    rejections: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REJECTION_REASONS, 0))
-    market_updates: int = 0
-    ticks: int = 0
-    last_fx: float = float("nan")
-    open_positions: list[Position] = field(default_factory=list)
-    unrealized_pnl_krw: float = 0.0
-    interrupted: bool = False
 
 
 def run_session(market: Market, params: EngineParams, on_trade: Callable[[dict], None],
@@ -157,13 +114,13 @@ def try_entry(res: SessionResult, q: Quote, s: int, t: float, ap: Applied, param
               book, n_open: int, killed: bool) -> Position | None:
     """Open a position if the spread clears its zone, the risk limits and the cost floor."""
     up, down = entry_spread_bps(q, +1), entry_spread_bps(q, -1)
-    d, spread = (1, up) if up >= down else (-1, down)
+    d, spread = (SELL_KRW_BUY_USDT, up) if up >= down else (BUY_KRW_SELL_USDT, down)
     zi = find_zone(ap.profile, spread)
-    if zi == -1:
+    if zi == BELOW_ZONES:
         return None  # below the zone threshold: not a signal
     res.entry_signals += 1
     reason = None
-    if zi == -2:
+    if zi == OUTSIDE_ZONE:
         reason = "outside_zones"
     elif killed:
         reason = "kill_switch"
@@ -205,27 +162,27 @@ def close_position(pos: Position, q: Quote, t: float, reason: str, params: Engin
         kind, time_kind = "time_limit", reason.split(":")[1]
     return {
         "symbol": symbol,
-        "direction": "sell_krw_buy_usdt" if pos.direction > 0 else "buy_krw_sell_usdt",
+        "direction": DIRECTIONS[pos.direction],
         "profile": profile_name,
         "zone": f"{zone.lo_bps:g}-{zone.hi_bps:g}",
         "entry_t_s": pos.entry_t_s,
         "exit_t_s": t,
         "hold_s": t - pos.entry_t_s,
-        "entry_spread_bps": _r(pos.entry_spread_bps, 4),
+        "entry_spread_bps": round_half(pos.entry_spread_bps, 4),
         "exit_spread_bps": round(exit_spread_bps(q, pos.direction), 4),
-        "qty": _r(pos.entry.qty, 10),
-        "fill_ratio": _r(pos.entry.qty / pos.target_qty, 6),
-        "notional_usd": _r(pos.entry.qty * pos.entry.usdt_px, 6),
-        "entry_usdt_px": _r(pos.entry.usdt_px, 10),
-        "entry_krw_px": _r(pos.entry.krw_px, 6),
-        "exit_usdt_px": _r(exit_.usdt_px, 10),
-        "exit_krw_px": _r(exit_.krw_px, 6),
-        "fx_entry": _r(pos.fx_entry, 6),
-        "fx_exit": _r(q.fx, 6),
-        "fees_krw": _r(rt.fees_krw, 2),
-        "slippage_krw": _r(rt.slippage_krw, 2),
-        "pnl_krw": _r(rt.pnl_krw, 2),
-        "pnl_usd": _r(rt.pnl_usd, 6),
+        "qty": round_half(pos.entry.qty, 10),
+        "fill_ratio": round_half(pos.entry.qty / pos.target_qty, 6),
+        "notional_usd": round_half(pos.entry.qty * pos.entry.usdt_px, 6),
+        "entry_usdt_px": round_half(pos.entry.usdt_px, 10),
+        "entry_krw_px": round_half(pos.entry.krw_px, 6),
+        "exit_usdt_px": round_half(exit_.usdt_px, 10),
+        "exit_krw_px": round_half(exit_.krw_px, 6),
+        "fx_entry": round_half(pos.fx_entry, 6),
+        "fx_exit": round_half(q.fx, 6),
+        "fees_krw": round_half(rt.fees_krw, 2),
+        "slippage_krw": round_half(rt.slippage_krw, 2),
+        "pnl_krw": round_half(rt.pnl_krw, 2),
+        "pnl_usd": round_half(rt.pnl_usd, 6),
         "exit_reason": kind,
         "time_limit_kind": time_kind,
     }

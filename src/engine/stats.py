@@ -22,7 +22,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from src.engine.loop import SessionResult, _r, seq_sum
+from src.engine.records import SessionResult, seq_sum
+from src.engine.records import round_half as _r
 from src.engine.zones import Applied
 
 HOUR_S = 3600.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from src.config.schema import Mode, Profile, Zone, ZoneProfileConfig
+from src.engine.records import BELOW_ZONES, OUTSIDE_ZONE
 
 
 @dataclass(frozen=True)
@@ -26,11 +27,12 @@ def apply_profiles(zp: ZoneProfileConfig, symbols: tuple[str, ...], mode: Mode) 
 
 
 def find_zone(profile: Profile, spread_bps: float) -> int:
-    """Index of the zone with lo <= spread < hi; -1 below the first zone, -2 in a gap or above."""
+    """Index of the zone with lo <= spread < hi; BELOW_ZONES below the first zone, OUTSIDE_ZONE in a
+    gap or above the last."""
     zones: list[Zone] = profile.zones
     if spread_bps < zones[0].lo_bps:
-        return -1
+        return BELOW_ZONES
     for i, z in enumerate(zones):
         if z.lo_bps <= spread_bps < z.hi_bps:
             return i
-    return -2
+    return OUTSIDE_ZONE

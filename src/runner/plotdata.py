@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from src.engine.exits import EXIT_REASONS
+from src.engine.records import EXIT_REASONS
 from src.engine.stats import equity_samples
 from src.market.tape import Market, MarketChunk
 from src.runs.atomic import write_text_atomic
