@@ -110,7 +110,7 @@ def test_the_reference_rejects_only_with_names_of_the_table() -> None:
     assert named == set(REJECTION_REASONS)
 
 
-@pytest.mark.parametrize("path", ["src/acceptance/gates.py", "src/runs/plotdata.py", "src/compare/diff.py",
+@pytest.mark.parametrize("path", ["src/acceptance/gates.py", "src/runner/plotdata.py", "src/compare/diff.py",
                                   "src/engine/kpi.py", "src/engine/kernel_trades.py"])
 def test_readers_take_the_exit_reasons_from_records(path: str) -> None:
     """No copy of the names (a string literal) and no import of the exit-rules module for them."""
