@@ -155,7 +155,6 @@ def main(argv: list[str] | None = None) -> int:
     if not args.experiment.strip():
         ap.error("--experiment must not be empty")
     try:
-        _import_mlflow()
         root = find_repo_root()
         runs = load(root, args.runs, args.stage)
         bad = [(f, r) for f, r in runs if r.state in ("edited", "damaged")]
@@ -163,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
             listed = "; ".join(f"{_rel(f, root)} is {r.state} ({'; '.join(r.problems)})" for f, r in bad)
             print(f"error: {listed}: nothing exported (a run folder must match its record)", file=sys.stderr)
             return EXIT_EDITED
+        _import_mlflow()  # after the runs are read: a wrong run name is told without MLflow's import time
         export(runs, root, args.tracking_uri, args.experiment, args.artifact_location)
     except (UsageError, RepoRootError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -2,7 +2,7 @@
 
 Pure: imports no MLflow (tests hold the keys and values it makes against MLflow's own
 validators). Conventions (docs/mlflow.md):
-- params: the resolved config (provenance.json `config.resolved`) flattened with dots,
+- params: the resolved config (runtime_meta.json `config.resolved`) flattened with dots,
   list items by index (`stage.acceptance.0.id`); values as the config spells them in
   JSON (`null`, `true`, `1.0`, strings bare); `{}`/`[]` for an empty map or list.
 - metrics: every number (not a boolean) of kpi_summary.json, flattened the same way
@@ -164,7 +164,9 @@ def payload_of(folder: Path, state: str, status: str, meta: dict[str, Any], kpis
     """Build the payload of a verified run folder (state intact or incomplete)."""
     prov = prov or {}
     config = prov.get("config") if isinstance(prov.get("config"), dict) else {}
-    resolved = config.get("resolved") or (meta.get("config") or {}).get("resolved") or {}
+    # the whole resolved config as recorded (with run, clock and engine), else provenance.json's
+    # result-deciding part
+    resolved = (meta.get("config") or {}).get("resolved") or config.get("resolved") or {}
     params, cut = params_of(resolved)
     git = meta.get("git") if isinstance(meta.get("git"), dict) else {}
     acc = meta.get("acceptance") if isinstance(meta.get("acceptance"), dict) else {}
