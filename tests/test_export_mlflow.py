@@ -269,6 +269,14 @@ def test_odd_keys_log_into_a_real_store(tmp_path: Path) -> None:
     (run,) = key_runs(client, "odd")
     assert sorted(run.data.metrics.values()) == [1.5, 2.0, 3.0]
     assert export_run(client, exp, p, [run])[0] == "unchanged"
+    # a paper.* tag the folder no longer gives is removed; MLflow's own tags stay
+    p.tags["paper.note_gone"] = "x"
+    assert export_run(client, exp, p, [run])[0] == "updated"
+    del p.tags["paper.note_gone"]
+    (run,) = key_runs(client, "odd")
+    assert export_run(client, exp, p, [run])[0] == "updated"
+    (run,) = key_runs(client, "odd")
+    assert "paper.note_gone" not in run.data.tags and run.data.tags["paper.run_id"] == "r"
 
 
 def test_usage_errors_one_line_exit_2(swept: dict[str, Any], tmp_path: Path) -> None:
@@ -281,6 +289,11 @@ def test_usage_errors_one_line_exit_2(swept: dict[str, Any], tmp_path: Path) -> 
         assert "Traceback" not in proc.stderr
     proc = export(repo, "--stage", "d92-5", env={"MLFLOW_TRACKING_URI": ""})
     assert proc.returncode == 2 and "--tracking-uri URI is required" in proc.stderr
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    proc = export(repo, "--stage", "d92-5", "--tracking-uri", url)
+    err = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(err) == 1 and err[0].startswith(f"error: tracking store {url}: ")
+    assert "Connection refused" in err[0] and "(0 of 2 runs exported before this)" in err[0]
 
 
 def test_missing_mlflow_names_the_extra(swept: dict[str, Any], tmp_path: Path) -> None:
