@@ -294,6 +294,9 @@ def test_usage_errors_one_line_exit_2(swept: dict[str, Any], tmp_path: Path) -> 
     err = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(err) == 1 and err[0].startswith(f"error: tracking store {url}: ")
     assert "Connection refused" in err[0] and "(0 of 2 runs exported before this)" in err[0]
+    # a password in the URI is never echoed
+    proc = export(repo, "--stage", "d92-5", "--tracking-uri", url.replace("//", "//alice:s3cret@"))
+    assert proc.returncode == 2 and "alice:***@127.0.0.1" in proc.stderr and "s3cret" not in proc.stderr + proc.stdout
 
 
 def test_missing_mlflow_names_the_extra(swept: dict[str, Any], tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ import os
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from src.compare.load import RunNotFound, RunRecord, list_stage, read_folder
 from src.export_mlflow.entities import payload_of
@@ -93,6 +94,15 @@ def default_artifact_location(uri: str) -> str | None:
     return (Path(db).resolve().parent / "mlartifacts").as_uri()
 
 
+def shown_uri(uri: str) -> str:
+    """The URI as printed: a password in it (`http://user:secret@host`) is never echoed."""
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def _import_mlflow() -> Any:
     # MLflow sends usage telemetry unless told not to; an exporter of a team's runs keeps
     # quiet unless the user opted in (MLFLOW_DISABLE_TELEMETRY=false)
@@ -132,10 +142,13 @@ def export(runs: list[tuple[Path, RunRecord]], root: Path, uri: str, experiment:
             print(f"{action:<9} {p.stage_id}/{p.run_id}  mlflow run {mlflow_id}", flush=True)
     except (MlflowException, OSError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UsageError(f"tracking store {uri}: {first} ({sum(done.values())} of {len(todo)} runs "
-                         "exported before this)") from None
+        secret = urlsplit(uri).password
+        said = first.replace(secret, "***") if secret else first
+        raise UsageError(f"tracking store {shown_uri(uri)}: {said} ({sum(done.values())} of {len(todo)} "
+                         "runs exported before this)") from None
     summary = ", ".join(f"{n} {a}" for a, n in sorted(done.items())) or "nothing to export"
-    print(f"exported {sum(done.values())} runs to experiment {experiment!r} (id {exp_id}) at {uri}: {summary}")
+    print(f"exported {sum(done.values())} runs to experiment {experiment!r} (id {exp_id}) "
+          f"at {shown_uri(uri)}: {summary}")
 
 
 def main(argv: list[str] | None = None) -> int:
