@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -238,6 +239,33 @@ def test_long_param_value_is_cut_with_a_marker_and_listed(
         shutil.rmtree(folder)
 
 
+def test_interrupted_run_is_killed_in_mlflow(
+        swept: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    repo, uri = swept["repo"], sqlite_uri(tmp_path / "store")
+    folder = repo / "logs/d92-5/ctrlc"
+    proc = subprocess.Popen([sys.executable, "-m", "src.run", "stage=d92-5", "clock=realtime", "stage.duration_s=60",
+                             "run.id=ctrlc"], cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env())
+    try:
+        deadline = time.monotonic() + 60
+        while not ((folder / "run.log").exists() and "run_start" in (folder / "run.log").read_text()):
+            assert time.monotonic() < deadline and proc.poll() is None, "the run did not start"
+            time.sleep(0.1)
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 130
+        export_here(repo, monkeypatch, capsys, "ctrlc", "--tracking-uri", uri)
+        (run,) = key_runs(MlflowClient(tracking_uri=uri), "paper-runs")
+        meta = load_json(folder / "runtime_meta.json")
+        assert meta["status"] == "interrupted" and run.info.status == "KILLED"
+        assert run.data.tags["paper.status"] == "interrupted" and run.data.tags["paper.state"] == "intact"
+        assert run.info.end_time == int(time_ms(meta["ended_at"])) and run.data.metrics["ticks"] >= 1
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def test_keys_outside_mlflow_rules_are_made_safe_and_distinct() -> None:
     from mlflow.utils.validation import _validate_param_name, _validate_tag_name
 
@@ -283,6 +311,8 @@ def test_usage_errors_one_line_exit_2(swept: dict[str, Any], tmp_path: Path) -> 
     repo, uri = swept["repo"], sqlite_uri(tmp_path / "store")
     for args, says in ((["nosuchrun", "--tracking-uri", uri], "'nosuchrun': not a run folder"),
                        (["--stage", "d00-0", "--tracking-uri", uri], "no runs under logs/d00-0/"),
+                       (["--stage", "../..", "--tracking-uri", uri], "--stage='../..' is not allowed"),
+                       (["*", "--tracking-uri", uri], "'*': not a run folder"),  # not a glob over logs/
                        (["--tracking-uri", uri], "give run folders or run ids")):
         proc = export(repo, *args)
         assert proc.returncode == 2 and says in proc.stderr, (args, proc.stderr)

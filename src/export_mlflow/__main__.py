@@ -26,7 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 from src.compare.load import RunNotFound, RunRecord, list_stage, read_folder
 from src.export_mlflow.entities import payload_of
 from src.provenance.outputs import EXIT_EDITED
-from src.runs.paths import LOGS_DIRNAME, RepoRootError, find_repo_root
+from src.runs.paths import LOGS_DIRNAME, RepoRootError, RunPathError, check_id, find_repo_root
 
 EXIT_USAGE = 2
 DEFAULT_EXPERIMENT = "paper-runs"
@@ -43,7 +43,7 @@ def folder_of(root: Path, ref: str) -> Path:
     if path.is_dir():
         return path.resolve()
     logs = root / LOGS_DIRNAME
-    if "/" not in ref and ref not in (".", "..") and logs.is_dir():
+    if _is_id(ref) and logs.is_dir():  # never a glob pattern or a way out of logs/
         hits = sorted(p for p in logs.glob(f"*/{ref}") if p.is_dir())
         if len(hits) > 1:
             listed = ", ".join(h.relative_to(root).as_posix() for h in hits)
@@ -54,9 +54,21 @@ def folder_of(root: Path, ref: str) -> Path:
                      "DVC experiments are not exported: check one out and pass its run folder)")
 
 
+def _is_id(value: str) -> bool:
+    try:
+        check_id("run id", value)
+    except RunPathError:
+        return False
+    return True
+
+
 def load(root: Path, refs: list[str], stage: str | None) -> list[tuple[Path, RunRecord]]:
     folders = [folder_of(root, r) for r in refs]
     if stage:
+        try:
+            check_id("--stage", stage)
+        except RunPathError as exc:
+            raise UsageError(str(exc)) from None
         try:
             folders += sorted(list_stage(root, stage))
         except RunNotFound as exc:
