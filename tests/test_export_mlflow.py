@@ -226,7 +226,13 @@ def test_long_param_value_is_cut_with_a_marker_and_listed(
         swept: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     repo, uri = swept["repo"], sqlite_uri(tmp_path / "store")
     long = "x" * 7000
-    proc = run_cli(repo, "stage=d92-5", "stage.duration_s=30", "run.id=longtext", f"stage.acceptance.0.description={long}")
+    readme = (repo / "README.md").read_bytes()
+    (repo / "README.md").write_bytes(readme + b"\nan uncommitted line\n")  # this run is from a dirty tree
+    try:
+        proc = run_cli(repo, "stage=d92-5", "stage.duration_s=30", "run.id=longtext",
+                       f"stage.acceptance.0.description={long}")
+    finally:
+        (repo / "README.md").write_bytes(readme)
     assert proc.returncode == 0, proc.stderr
     folder = run_dir_of(proc, repo)
     try:
@@ -235,6 +241,7 @@ def test_long_param_value_is_cut_with_a_marker_and_listed(
         value = run.data.params["stage.acceptance.0.description"]
         assert len(value) == PARAM_VALUE_LIMIT and value.startswith("x" * 5000) and "7000 characters" in value
         assert run.data.tags["paper.params_truncated"] == "stage.acceptance.0.description"
+        assert run.data.tags["paper.dirty"] == "true" and run.data.tags["mlflow.source.git.commit"] == swept["head"]
     finally:
         shutil.rmtree(folder)
 
