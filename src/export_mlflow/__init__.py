@@ -1,0 +1,1 @@
+"""Export run folders to MLflow (`python -m src.export_mlflow`, the [mlflow] extra; docs/mlflow.md)."""
