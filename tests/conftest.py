@@ -12,7 +12,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 COPY_ITEMS = ("src", "conf", "pyproject.toml", "params.yaml", "dvc.yaml", "README.md", "benchmarks", ".cache",
-              ".dvc/config", ".dvc/plots", ".dvcignore", ".gitignore")
+              ".dvc/config", ".dvc/.gitignore", ".dvc/plots", ".dvcignore", ".gitignore")
 
 
 def copy_repo(dest: Path) -> Path:

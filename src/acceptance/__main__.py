@@ -23,7 +23,7 @@ from src.provenance.outputs import Verification, verify_run
 from src.provenance.record import acceptance_rules, final_hardlock
 from src.runs.paths import run_files
 
-EXIT_EDITED = ExitCode.EDITED
+
 _WORST = (ExitCode.OK, ExitCode.GATE, ExitCode.USAGE, ExitCode.EDITED)  # least to most serious
 
 
@@ -66,8 +66,8 @@ def _check_one(run: Path, as_json: bool) -> tuple[int, dict]:
     if run.is_dir() and not files.runtime_meta.exists() and files.kpi_summary.exists():
         if not as_json:  # every run writes its record before any result: this one was deleted
             print(f"run: {run}  edited: runtime_meta.json: deleted")
-            print(f"not a result: its record is gone (nothing re-checked, exit {EXIT_EDITED})")
-        return EXIT_EDITED, {"state": "edited", "problems": ["runtime_meta.json: deleted"], "passed": False}
+            print(f"not a result: its record is gone (nothing re-checked, exit {ExitCode.EDITED})")
+        return ExitCode.EDITED, {"state": "edited", "problems": ["runtime_meta.json: deleted"], "passed": False}
     if not run.is_dir() or not files.runtime_meta.exists():
         raise RunReadError(f"{files.runtime_meta}: missing (is this a run folder under "
                            "logs/<stage>/<run_id>?)")
@@ -75,8 +75,8 @@ def _check_one(run: Path, as_json: bool) -> tuple[int, dict]:
     if ver.state in ("edited", "damaged"):
         if not as_json:
             print(f"run: {run}  {ver.state}: {ver.reason}")
-            print(f"not a result: its files do not match its record (nothing re-checked, exit {EXIT_EDITED})")
-        return EXIT_EDITED, {"state": ver.state, "problems": ver.problems, "passed": False}
+            print(f"not a result: its files do not match its record (nothing re-checked, exit {ExitCode.EDITED})")
+        return ExitCode.EDITED, {"state": ver.state, "problems": ver.problems, "passed": False}
     res = recheck(run)
     res["state"] = ver.state
     complete = res["status"] == "completed" and ver.state == "intact"

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from src.compare.load import RunNotFound, RunRecord, list_stage, read_folder
 from src.export_mlflow.entities import payload_of
-from src.provenance.outputs import EXIT_EDITED
+from src.exitcodes import ExitCode
 from src.runs.paths import LOGS_DIRNAME, RepoRootError, RunPathError, check_id, find_repo_root
 
 EXIT_USAGE = 2
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         if bad:
             listed = "; ".join(f"{_rel(f, root)} is {r.state} ({'; '.join(r.problems)})" for f, r in bad)
             print(f"error: {listed}: nothing exported (a run folder must match its record)", file=sys.stderr)
-            return EXIT_EDITED
+            return ExitCode.EDITED
         _import_mlflow()  # after the runs are read: a wrong run name is told without MLflow's import time
         export(runs, root, args.tracking_uri, args.experiment, args.artifact_location)
     except (UsageError, RepoRootError) as exc:

@@ -7,6 +7,10 @@ from typing import Any
 
 import xxhash
 
+# Where each run writes the .dvc manifest of its kept inputs (src/provenance/snapshot.py): outputs of
+# runs, committed so `dvc push` carries the blobs; never inputs, so they never make a run "dirty".
+MANIFEST_DIR = "repro"
+
 
 def _git(root: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(["git", "-C", str(root), *args], capture_output=True, timeout=20, check=False)
@@ -29,7 +33,9 @@ def git_state(root: Path) -> dict[str, Any]:
         elif line.startswith("# branch.head "):
             branch = line.split(" ", 2)[2]
         elif line and not line.startswith("#"):
-            changed.append(line.rsplit(" ", 1)[-1] if line[0] in "12u" else line[2:])
+            path = line.rsplit(" ", 1)[-1] if line[0] in "12u" else line[2:]
+            if not path.startswith(MANIFEST_DIR + "/"):
+                changed.append(path)
     diff_digest = None
     if changed and commit:
         diff = _git(root, "diff", "HEAD", "--no-color", "--no-ext-diff")

@@ -23,12 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from src.exitcodes import ExitCode
 from src.provenance.digests import sha256_file
 from src.runs.atomic import dumps_deterministic
 from src.runs.paths import RUN_FILE_NAMES
 
-EXIT_EDITED = ExitCode.EDITED  # acceptance and compare: a run's files do not match its record
 RECORD_NAME = RUN_FILE_NAMES["runtime_meta"]
 NOT_DIGESTED = (RECORD_NAME, RUN_FILE_NAMES["run_log"])  # the record itself; the log (volatile, appended)
 # Descriptions of the inputs (config.yaml and a params file hold the run id; provenance.json

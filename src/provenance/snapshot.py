@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from src.provenance import blobs
+from src.provenance.gitinfo import MANIFEST_DIR
 from src.provenance.record import SECRET_KEY, env_secrets
 from src.runs.atomic import dumps_deterministic
 
-MANIFEST_DIR = "repro"
 PATCH_EXCLUDES = ("logs", MANIFEST_DIR, ".dvc")  # run outputs, these manifests, DVC's own folder
 UNTRACKED_UNDER = ("src", "conf")
 _GITIGNORE = ("# folders of blobs that `dvc pull` (or the run) checks out here; git tracks the .dvc files\n"

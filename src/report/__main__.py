@@ -21,7 +21,7 @@ import traceback
 from pathlib import Path
 
 from src.compare.load import RunNotFound, RunRecord, damaged, list_stage, read_folder, resolve
-from src.provenance.outputs import EXIT_EDITED
+from src.exitcodes import ExitCode
 from src.report.data import RunView, load_view, reader_for
 from src.report.page import render
 from src.runs.atomic import write_text_atomic
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     bad = [r for r in runs if r.state in UNTRUSTED]
     if bad:
         why = "; ".join(f"{r.label}: {r.state}: {'; '.join(r.problems)}" for r in bad)
-        return _error(f"refused: {why} (its files do not match its record; nothing written)", EXIT_EDITED)
+        return _error(f"refused: {why} (its files do not match its record; nothing written)", ExitCode.EDITED)
     short_labels(runs)
     page = build(root, runs)
     try:
