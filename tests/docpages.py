@@ -1,7 +1,8 @@
 """The documentation pages and the commands in their code blocks (for the tests that run them).
 
 Pages: README.md, every docs/*.md and benchmarks/README.md. A *command* is a line of a
-```bash, ```sh, ```shell or ```console block, without a `$ ` prompt and a trailing ` # comment`;
+```bash, ```sh, ```shell or ```console block, or of a block with no language at all (so an
+unlabelled block cannot hide a command from the tests), without a `$ ` prompt and a trailing ` # comment`;
 tests/test_readme.py decides which commands it runs and which other test covers the rest.
 """
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SHELL_LANGS = ("bash", "sh", "shell", "console")
+SHELL_LANGS = ("bash", "sh", "shell", "console", "")  # "": a block with no language
 _BLOCK = re.compile(r"^```([A-Za-z0-9_+-]*)[^\n]*\n(.*?)^```", flags=re.S | re.M)
 
 

@@ -42,6 +42,13 @@ PLACEHOLDERS = ("<run_id>", "<run_a>", "<run_b>", "<run_id_a>", "<run_id_b>")
 
 # regular expression on a documented command -> the test that runs it (first match wins)
 COVERED_BY: list[tuple[str, str]] = [
+    (r"^python -m src\.reproduce (HEAD|my-exp)", "tests/test_reproduce.py::test_dvc_stage_run_reproduced_from_a_git_revision"),
+    (r"^dvc pull repro/|^dvc push +# or: dvc push repro/",
+     "tests/test_reproduce.py::test_replay_run_after_its_parquet_is_gone_and_in_a_fresh_clone_after_dvc_pull"),
+    (r"^python -m src\.reproduce ", "tests/test_reproduce.py::test_dirty_tree_run_reproduced_after_revert_and_new_commits"),
+    (r"^python -m src\.report ", "tests/test_report.py::test_two_runs_overlay_diff_and_stage_last"),
+    (r"^python -m src\.export_mlflow .*http://", "tests/test_export_mlflow.py::test_export_to_a_real_mlflow_server"),
+    (r"^python -m src\.export_mlflow ", "tests/test_export_mlflow.py::test_export_twice_holds_each_run_once_with_its_fingerprint"),
     (r"^python -m src\.run -m ", "tests/test_sweep.py::test_readme_sweep_commands"),
     (r"market=live|/quotes\.parquet", "tests/test_market_live.py::test_live_run_records_and_replays_byte_for_byte"),
     (r"market=replay .*clock=realtime", "tests/test_market_live.py::test_paced_replay_takes_real_time_and_changes_nothing"),
