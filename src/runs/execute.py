@@ -34,6 +34,7 @@ from src.provenance.record import (SCHEMA_VERSION, deterministic_provenance, env
                                    utc_now, write_record)
 from src.runs.atomic import JsonlAppender, write_json_atomic, write_text_atomic
 from src.runs.dvcview import headline_metrics, params_values
+from src.runs.index import index_run  # hook: runsidx
 from src.runs.iofail import RunLogHandler, describe_os_error, move_aside, settle_overwrite
 from src.runs.paths import RunPathError, RunPaths, new_run_id, resolve_run_paths
 from src.runs.plotdata import SpreadTap, write_plot_data
@@ -285,6 +286,7 @@ def execute(loaded: LoadedConfig, argv: list[str], purge: dict, t_start: float, 
         note = settle_overwrite(paths, complete=True)  # a no-op when a failure above put the earlier run back
         if note:
             print(f"warning: {note}", file=sys.stderr)
+        index_run(root, paths.run_dir)  # hook: runsidx (the run's row in logs/.runs.sqlite; never raises)
         release_lock(paths)
 
     out(f"run: {paths.rel(paths.run_dir)}")
