@@ -14,7 +14,6 @@ run (nothing changed).
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 import sys
 from pathlib import Path
@@ -22,7 +21,8 @@ from typing import Any
 
 from src.runs import gc as gc_mod
 from src.runs import index, notes, query
-from src.runs.paths import LOGS_DIRNAME, RepoRootError, find_repo_root
+from src.runs.paths import RepoRootError, find_repo_root
+from src.runs.refs import find_run
 
 EXIT_OK, EXIT_USAGE = 0, 2
 TABLE = ("run", "stage", "status", "started_at", "fingerprint", "zone_profile", "universe", "seed", "round_trips",
@@ -31,26 +31,6 @@ TABLE = ("run", "stage", "status", "started_at", "fingerprint", "zone_profile", 
 
 class UsageError(ValueError):
     """Reported as one `error:` line, exit 2."""
-
-
-def find_run(root: Path, ref: str) -> Path:
-    """A run folder from a path, `<stage>/<run id>` or a run id; UsageError naming close ids."""
-    logs = root / LOGS_DIRNAME
-    path = Path(ref)
-    for cand in (path if path.is_absolute() else Path.cwd() / path, logs / ref):
-        if cand.is_dir() and not cand.is_symlink() and cand.resolve().parent.parent == logs.resolve():
-            return cand.resolve()
-    if "/" not in ref and ref not in (".", ".."):
-        hits = sorted(p for p in logs.glob(f"*/{ref}") if p.is_dir() and p.parent.name[:1].isalnum())
-        if len(hits) > 1:
-            names = ", ".join(h.relative_to(logs).as_posix() for h in hits)
-            raise UsageError(f"run id {ref!r} is ambiguous: give one of {names}")
-        if hits:
-            return hits[0]
-    ids = index.using(root, lambda c: [r for (r,) in c.execute("SELECT run_id FROM runs")])
-    close = difflib.get_close_matches(ref.rsplit("/", 1)[-1], ids, n=3, cutoff=0.6)
-    hint = f"; did you mean {' or '.join(close)}?" if close else ""
-    raise UsageError(f"unknown run {ref!r}: not a run folder under {LOGS_DIRNAME}/<stage>/ nor a run id there{hint}")
 
 
 def _cell(key: str, v: Any) -> Any:
@@ -70,13 +50,13 @@ def cmd_list(root: Path, args: argparse.Namespace) -> int:
     def run(conn: Any) -> tuple[list[dict[str, Any]], list[str]]:
         conds = [query.parse_where(conn, w) for w in args.where]
         sorts = [(query.resolve_key(conn, s.lstrip("-")), s.startswith("-")) for s in args.sort]
-        keys = list({c.key.text: c.key for c in conds} | {k.text: k for k, _ in sorts}.items())
+        keys = list(({c.key.text: c.key for c in conds} | {k.text: k for k, _ in sorts}).items())
         rows = query.fetch(conn, [k for _, k in keys], args.stage)
         default = [(query.Key("started_at", "column", "started_at"), True), (query.Key("run", "column", "run"), True)]
         rows = query.select(rows, conds, sorts or default)
         return rows[:args.limit] if args.limit else rows, [t for t, _ in keys]
     rows, extra = index.using(root, run)
-    cols = list(TABLE) + [k for k in extra if k not in TABLE]
+    cols = list(TABLE) + [k for k in extra if query.ALIASES.get(k, k) not in TABLE]
     if args.json:
         print(json.dumps([{k: r[k] for k in ["folder", "state", "ended_at", "pinned", *cols]} for r in rows],
                          indent=2, sort_keys=True))

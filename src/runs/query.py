@@ -22,7 +22,7 @@ from typing import Any
 COLUMNS = ("run", "stage", "status", "state", "started_at", "ended_at", "fingerprint", "zone_profile", "universe",
            "seed", "round_trips", "win_rate", "total_pnl_krw", "exits", "gates", "pinned", "tags", "notes", "folder")
 _SQL_COL = {"run": "run_id"}
-_ALIASES = {"tag": "tags", "note": "notes", "run_id": "run", "id": "run"}
+ALIASES = {"tag": "tags", "note": "notes", "run_id": "run", "id": "run"}
 _LISTS = ("tags", "notes")
 OPS = ("!=", ">=", "<=", "=", ">", "<", "~")
 _WHERE = re.compile(r"\s*([A-Za-z0-9_][A-Za-z0-9_.\-/]*)\s*(!=|>=|<=|=|>|<|~)(.*)\Z", re.S)
@@ -80,7 +80,7 @@ def _kpi_vocab(conn: sqlite3.Connection) -> set[str]:
 
 def resolve_key(conn: sqlite3.Connection, text: str) -> Key:
     """The key as the index knows it; QueryError with a did-you-mean when no run has it."""
-    name = _ALIASES.get(text, text)
+    name = ALIASES.get(text, text)
     if name in COLUMNS:
         return Key(text, "column", name)
     if text.startswith("kpi."):
