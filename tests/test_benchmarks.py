@@ -31,6 +31,9 @@ FIGURES = {
     "bench_sweep.py": [rf"^basic\s+{NUM}s", rf"^joblib\s+{NUM}s .* {NUM}x$",
                        r"same fingerprints on every launcher: True"],
     "bench_market.py": [rf"^synthetic-v1\s+{NUM}", rf"^synthetic-v2\s+{NUM}", rf"v2 / v1 speed: {NUM}x"],
+    "bench_runs.py": [rf"src\.runs list over {NUM} runs \(process wall\)\s+median {NUM} s",
+                      rf"load_runs\(\) over {NUM} runs \({NUM} columns\)\s+median {NUM} s",
+                      rf"compare --stage d92-5 --last 20 \(process wall\)\s+median {NUM} s\s+vs the whole stage"],
 }
 BENCHES = sorted(p.name for p in (REPO / "benchmarks").glob("bench_*.py"))
 
@@ -41,7 +44,7 @@ def test_every_benchmark_has_a_quick_case() -> None:
         assert "--quick" in (REPO / "benchmarks" / name).read_text(encoding="utf-8"), name
 
 
-SLOW = {"bench_dvc_compare.py", "bench_sweep.py", "bench_market.py"}  # 5-60 s each on a shared 2-core machine
+SLOW = {"bench_dvc_compare.py", "bench_sweep.py", "bench_market.py", "bench_runs.py"}  # 5-60 s each on a shared 2-core machine
 
 
 @pytest.mark.parametrize("bench", [pytest.param(b, marks=pytest.mark.slow) if b in SLOW else b for b in BENCHES])
