@@ -53,44 +53,75 @@ def load_runs(stage: str | None = None, where: str | Iterable[str] | dict[str, A
     """One row per run (see the module doc); query.QueryError for an unknown key or a bad filter."""
     pd = _pandas()
     root = Path(root).resolve() if root is not None else find_repo_root()
-
-    def q(conn: Any) -> tuple[list[dict[str, Any]], dict[tuple[str, str], tuple[str, str]], dict[str, dict]]:
-        conds = [query.parse_where(conn, w) for w in _conditions(where)]
-        rows = query.fetch(conn, [c.key for c in conds], stage)
-        rows = query.select(rows, conds, [(query.Key("started_at", "column", "started_at"), False)])
-        rows.sort(key=lambda r: (r["started_at"] or "", r["run"]))
-        sql = "SELECT stage, run_id, config, kpis, problems FROM runs" + (" WHERE stage = ?" if stage else "")
-        extra = {(s, r): (c, k, p) for s, r, c, k, p in conn.execute(sql, [stage] if stage else [])}
-        blobs = {d: json.loads(f) for d, f in conn.execute("SELECT digest, flat FROM blobs")} if rows else {}
-        return rows, extra, blobs
-    rows, extra, blobs = index.using(root, q)
-    base = pd.DataFrame({c: [r.get(c) for r in rows] for c in BASE if c != "problems"})
-    more = [extra[(r["stage"], r["run"])] for r in rows]
-    base.insert(4, "problems", [json.loads(m[2]) if m[2] else [] for m in more])
-    return pd.concat([base, _config_frame(pd, [json.loads(m[0]) for m in more], blobs),
-                      _kpi_frame(pd, [json.loads(m[1]) for m in more])], axis=1)
+    return index.using(root, lambda conn: _frame(pd, conn, stage, _conditions(where)))
 
 
-def _config_frame(pd: Any, groups: list[dict[str, str]], blobs: dict[str, dict[str, Any]]) -> "pd.DataFrame":
+def _frame(pd: Any, conn: Any, stage: str | None, where: list[str]) -> "pd.DataFrame":
+    keep = None
+    if where:
+        conds = [query.parse_where(conn, w) for w in where]
+        keep = {(r["stage"], r["run"]) for r in query.select(query.fetch(conn, [c.key for c in conds], stage), conds, [])}
+    groups = [g for (g,) in conn.execute(
+        "SELECT DISTINCT j.key FROM (SELECT DISTINCT config FROM runs) r, json_each(r.config) j ORDER BY 1")]
+    cols = [query.SQL_COL.get(c, c) for c in BASE] + ["kpi_layout", "kpi_values"]
+    cols += ["json_extract(config, ?)"] * len(groups)
+    sql = f"SELECT {', '.join(cols)} FROM runs" + (" WHERE stage = ?" if stage else "")
+    rows = conn.execute(sql + " ORDER BY coalesce(started_at, ''), run_id",
+                        [query.json_path(g) for g in groups] + ([stage] if stage else [])).fetchall()
+    if keep is not None:
+        rows = [r for r in rows if (r[1], r[0]) in keep]
+    n = len(BASE)
+    lists = [BASE.index(c) for c in ("problems", "notes", "tags")]
+    records = []
+    for r in rows:
+        rec = list(r[:n])
+        for j in lists:
+            rec[j] = json.loads(rec[j]) if rec[j] not in (None, "[]") else []
+        records.append(rec)
+    base = pd.DataFrame.from_records(records, columns=list(BASE))
+    base["pinned"] = base["pinned"].astype(bool)
+    blobs = dict(conn.execute("SELECT digest, flat FROM blobs WHERE digest IN (SELECT DISTINCT kpi_layout FROM runs)"))
+    cfg = [r[n + 2:] for r in rows]
+    digests = {d for r in cfg for d in r if d is not None}
+    blobs.update(conn.execute(f"SELECT digest, flat FROM blobs WHERE digest IN ({','.join('?' * len(digests))})",
+                              sorted(digests)) if digests else [])
+    return pd.concat([base, _config_frame(pd, groups, cfg, blobs),
+                      _kpi_frame(pd, [(r[n], r[n + 1]) for r in rows], blobs)], axis=1)
+
+
+def _config_frame(pd: Any, groups: list[str], cfg: list[tuple[str | None, ...]], blobs: dict[str, str]) -> "pd.DataFrame":
     """config.* columns: each group's distinct values built once, then taken per run."""
     frames = []
-    for g in sorted({g for gs in groups for g in gs}):
-        digests = [gs.get(g) for gs in groups]
+    for i, g in enumerate(groups):
+        digests = [r[i] for r in cfg]
         uniq = sorted({d for d in digests if d is not None})
-        pos = {d: i for i, d in enumerate(uniq)}
-        table = pd.DataFrame.from_records([blobs.get(d, {}) for d in uniq] + [{}])  # last row: runs without it
-        taken = table.take([pos.get(d, len(uniq)) for d in digests]).reset_index(drop=True)
-        frames.append(taken.add_prefix("config."))
-    return pd.concat(frames, axis=1) if frames else pd.DataFrame(index=range(len(groups)))
+        pos = {d: j for j, d in enumerate(uniq)}
+        table = pd.DataFrame.from_records([json.loads(blobs.get(d, "{}")) for d in uniq] + [{}])  # last: no value
+        frames.append(table.take([pos.get(d, len(uniq)) for d in digests]).reset_index(drop=True))
+    if not frames:
+        return pd.DataFrame(index=range(len(cfg)))
+    return pd.concat(frames, axis=1).add_prefix("config.")
 
 
-def _kpi_frame(pd: Any, kpis: list[dict[str, Any]]) -> "pd.DataFrame":
-    keys: dict[str, None] = {}
-    for k in kpis:
-        keys.update(dict.fromkeys(k))
-    nan = float("nan")
-    return pd.DataFrame({f"kpi.{key}": [k.get(key, nan) for k in kpis] for key in sorted(keys)},
-                        index=range(len(kpis)))
+def _kpi_frame(pd: Any, kpis: list[tuple[str | None, bytes | None]], blobs: dict[str, str]) -> "pd.DataFrame":
+    """kpi.* columns: the runs sharing a KPI layout (keys) read as one block of float64 (native order)."""
+    import numpy as np
+
+    by_layout: dict[str, list[int]] = {}
+    for i, (layout, _) in enumerate(kpis):
+        if layout is not None:
+            by_layout.setdefault(layout, []).append(i)
+    parts = []
+    for layout, idx in by_layout.items():
+        spec = json.loads(blobs[layout])
+        keys = spec["keys"]
+        block = np.frombuffer(b"".join(kpis[i][1] or b"" for i in idx), dtype=np.float64).reshape(len(idx), len(keys))
+        frame = pd.DataFrame(block, columns=keys, index=idx)
+        parts.append(frame.astype({k: "int64" for k in spec["ints"]}))
+    if not parts:
+        return pd.DataFrame(index=range(len(kpis)))
+    out = pd.concat(parts, axis=0, sort=False) if len(parts) > 1 else parts[0]
+    return out.reindex(range(len(kpis))).add_prefix("kpi.")
 
 
 def load_trades(runs: Any, root: str | Path | None = None) -> "pd.DataFrame":

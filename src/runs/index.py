@@ -20,6 +20,7 @@ group's digest: a 10,000-run seed sweep stores its 350 zone-profile and symbol v
 from __future__ import annotations
 
 import hashlib
+from array import array
 import json
 import logging
 import os
@@ -33,11 +34,11 @@ from src.runs.paths import LOGS_DIRNAME
 
 log = logging.getLogger(__name__)
 INDEX_NAME = ".runs.sqlite"
-SCHEMA = 1  # PRAGMA user_version; another value: the index is rebuilt
+SCHEMA = 3  # PRAGMA user_version; another value: the index is rebuilt
 SUMMARY = ("status", "state", "started_at", "ended_at", "fingerprint", "zone_profile", "universe", "seed",
            "round_trips", "win_rate", "total_pnl_krw", "exits", "gates")
 _COLUMNS = ("stage", "run_id", "folder", *SUMMARY, "problems", "pinned", "notes", "tags", "config", "kpis",
-            "meta_mtime_ns", "meta_size", "meta_sha256", "notes_mtime_ns", "notes_size")
+            "kpi_layout", "kpi_values", "meta_mtime_ns", "meta_size", "meta_sha256", "stamp")
 _DDL = f"""
 CREATE TABLE IF NOT EXISTS runs ({", ".join(_COLUMNS)}, PRIMARY KEY (stage, run_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS blobs (digest TEXT PRIMARY KEY, flat TEXT NOT NULL) WITHOUT ROWID;
@@ -111,16 +112,17 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
-def _stamp(run_dir: Path) -> tuple[int | None, int | None, int | None, int | None]:
-    """(record mtime_ns, size, notes file mtime_ns, size): what refresh compares."""
-    out: list[int | None] = []
-    for p in (run_dir / "runtime_meta.json", notes_mod.sidecar(run_dir)):
-        try:
-            st = os.stat(p)
-            out += [st.st_mtime_ns, st.st_size]
-        except OSError:
-            out += [None, None]
-    return out[0], out[1], out[2], out[3]
+def _stat(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
+def _stamp(meta: tuple[int, int] | None, notes: tuple[int, int] | None) -> str:
+    """What refresh compares: the record's and the notes file's mtime and size."""
+    return f"{meta}|{notes}"
 
 
 def _row(root: Path, run_dir: Path, conn: sqlite3.Connection) -> tuple[Any, ...]:
@@ -128,7 +130,7 @@ def _row(root: Path, run_dir: Path, conn: sqlite3.Connection) -> tuple[Any, ...]
     from src.compare.diff import flatten, summary_row
     from src.compare.load import RunNotFound, damaged, read_folder
 
-    stamp = _stamp(run_dir)
+    meta_st, notes_st = _stat(os.path.join(run_dir, "runtime_meta.json")), _stat(str(notes_mod.sidecar(run_dir)))
     try:
         rec = read_folder(run_dir, root, verify=False)
     except RunNotFound as exc:
@@ -147,6 +149,9 @@ def _row(root: Path, run_dir: Path, conn: sqlite3.Connection) -> tuple[Any, ...]
         conn.execute("INSERT OR IGNORE INTO blobs VALUES (?, ?)", (d, flat))
     kpis = {k: v for k, v in flatten(rec.kpis).items() if isinstance(v, (int, float)) and not isinstance(v, bool)} \
         if rec.kpis else {}
+    # the same numbers as float64 bytes per run, keys and which were ints once (src.api reads them as a block)
+    layout = json.dumps({"keys": list(kpis), "ints": [k for k, v in kpis.items() if isinstance(v, int)]})
+    conn.execute("INSERT OR IGNORE INTO blobs VALUES (?, ?)", (lay := _digest(layout), layout))
     ann = notes_mod.read(run_dir, run_sec.get("note"))
     try:
         meta_sha = hashlib.sha256((run_dir / "runtime_meta.json").read_bytes()).hexdigest()
@@ -156,15 +161,16 @@ def _row(root: Path, run_dir: Path, conn: sqlite3.Connection) -> tuple[Any, ...]
     row = dict(summ, stage=stage, run_id=run_dir.name, folder=run_dir.relative_to(root).as_posix(),
                problems=json.dumps(summ["problems"]), pinned=int(not _adhoc_re(stage).fullmatch(run_dir.name)),
                notes=json.dumps(ann.notes), tags=json.dumps(ann.tags), config=json.dumps(groups, sort_keys=True),
-               kpis=json.dumps(kpis, sort_keys=True, allow_nan=True), meta_sha256=meta_sha,
-               meta_mtime_ns=stamp[0], meta_size=stamp[1], notes_mtime_ns=stamp[2], notes_size=stamp[3])
+               kpis=json.dumps(kpis, allow_nan=True), kpi_layout=lay, kpi_values=array("d", kpis.values()).tobytes(),
+               meta_sha256=meta_sha, meta_mtime_ns=meta_st and meta_st[0], meta_size=meta_st and meta_st[1],
+               stamp=_stamp(meta_st, notes_st))
     return tuple(row[c] for c in _COLUMNS)
 
 
 _INSERT = f"INSERT OR REPLACE INTO runs VALUES ({', '.join('?' for _ in _COLUMNS)})"
 
 
-def _scan(root: Path) -> Iterator[tuple[str, str, tuple[Any, ...]]]:
+def _scan(root: Path) -> Iterator[tuple[str, str, str]]:
     """(stage, run id, stamp) of every run folder under logs/<stage>/ (hidden names excluded)."""
     logs = Path(root) / LOGS_DIRNAME
     try:
@@ -173,6 +179,7 @@ def _scan(root: Path) -> Iterator[tuple[str, str, tuple[Any, ...]]]:
         return
     for st in stages:
         side: dict[str, tuple[int, int]] = {}
+        base = st.path + os.sep
         dirs = []
         with os.scandir(st.path) as it:
             for e in it:
@@ -183,25 +190,21 @@ def _scan(root: Path) -> Iterator[tuple[str, str, tuple[Any, ...]]]:
                 elif e.is_dir(follow_symlinks=False):
                     dirs.append(e.name)
         for name in dirs:
-            try:
-                s = os.stat(os.path.join(st.path, name, "runtime_meta.json"))
-                meta: tuple[int | None, int | None] = (s.st_mtime_ns, s.st_size)
-            except OSError:
-                meta = (None, None)
-            yield st.name, name, (*meta, *side.get(name, (None, None)))
+            yield st.name, name, _stamp(_stat(f"{base}{name}/runtime_meta.json"), side.get(name))
 
 
 def refresh(conn: sqlite3.Connection, root: Path) -> int:
     """Bring the index in line with the folders; returns how many rows were (re)read or dropped."""
-    known = {(s, r): (tuple(v), status) for s, r, *v, status in conn.execute(
-        "SELECT stage, run_id, meta_mtime_ns, meta_size, notes_mtime_ns, notes_size, status FROM runs")}
+    known = dict(conn.execute("SELECT stage || '/' || run_id, stamp FROM runs"))
+    for (key,) in conn.execute("SELECT stage || '/' || run_id FROM runs WHERE status = 'running'"):
+        known[key] = None  # re-read: a running run may since have ended or died
     stale, seen = [], set()
     for stage, run_id, stamp in _scan(root):
-        seen.add((stage, run_id))
-        old = known.get((stage, run_id))
-        if old is None or old[0] != stamp or old[1] == "running":  # a running run may since have died
+        key = f"{stage}/{run_id}"
+        seen.add(key)
+        if known.get(key) != stamp:
             stale.append((stage, run_id))
-    gone = [k for k in known if k not in seen]
+    gone = [tuple(k.split("/", 1)) for k in known if k not in seen]
     if not stale and not gone:
         return 0
     conn.execute("BEGIN IMMEDIATE")

@@ -21,7 +21,7 @@ from typing import Any
 
 COLUMNS = ("run", "stage", "status", "state", "started_at", "ended_at", "fingerprint", "zone_profile", "universe",
            "seed", "round_trips", "win_rate", "total_pnl_krw", "exits", "gates", "pinned", "tags", "notes", "folder")
-_SQL_COL = {"run": "run_id"}
+SQL_COL = {"run": "run_id"}
 ALIASES = {"tag": "tags", "note": "notes", "run_id": "run", "id": "run"}
 _LISTS = ("tags", "notes")
 OPS = ("!=", ">=", "<=", "=", ">", "<", "~")
@@ -47,7 +47,7 @@ class Cond:
     value: Any
 
 
-def _json_path(key: str) -> str:
+def json_path(key: str) -> str:
     return '$."' + key.replace('"', '""') + '"'
 
 
@@ -66,7 +66,7 @@ def _config_vocab(conn: sqlite3.Connection, group: str | None) -> set[str]:
     vocab: set[str] = set()
     for g in groups:
         digests = "SELECT DISTINCT json_extract(config, ?) FROM runs"
-        for (flat,) in conn.execute(f"SELECT flat FROM blobs WHERE digest IN ({digests}) LIMIT 50", (_json_path(g),)):
+        for (flat,) in conn.execute(f"SELECT flat FROM blobs WHERE digest IN ({digests}) LIMIT 50", (json_path(g),)):
             vocab.update(json.loads(flat))
     return vocab
 
@@ -86,7 +86,7 @@ def resolve_key(conn: sqlite3.Connection, text: str) -> Key:
     if text.startswith("kpi."):
         kpi = text[4:]
         if conn.execute("SELECT 1 FROM runs WHERE json_type(kpis, ?) IS NOT NULL LIMIT 1",
-                        (_json_path(kpi),)).fetchone():
+                        (json_path(kpi),)).fetchone():
             return Key(text, "kpi", kpi)
         hint = _suggest(kpi, _kpi_vocab(conn))
         raise QueryError(f"unknown key {text!r}: no run has the KPI {kpi!r}{hint.replace('mean ', 'mean kpi.')}")
@@ -155,24 +155,24 @@ def sort_value(v: Any) -> tuple[int, Any]:
 
 def fetch(conn: sqlite3.Connection, keys: list[Key], stage: str | None = None) -> list[dict[str, Any]]:
     """Every index row (of a stage) with its columns and the values of `keys` (keyed by key text)."""
-    cols = [f"{_SQL_COL.get(c, c)}" for c in COLUMNS]
+    cols = [f"{SQL_COL.get(c, c)}" for c in COLUMNS]
     extra, params, groups = [], [], {}
     for k in keys:
         if k.kind == "kpi":
             extra.append("json_extract(kpis, ?)")
-            params.append(_json_path(k.name))
+            params.append(json_path(k.name))
         elif k.kind == "config":
             groups.setdefault(k.name.split(".", 1)[0], []).append(k)
     gnames = sorted(groups)
     for g in gnames:
         extra.append("json_extract(config, ?)")
-        params.append(_json_path(g))
+        params.append(json_path(g))
     sql = f"SELECT {', '.join(cols + extra)} FROM runs" + (" WHERE stage = ?" if stage else "")
     rows = conn.execute(sql, params + ([stage] if stage else [])).fetchall()
     blobs: dict[str, dict[str, Any]] = {}
     for g in gnames:
         q = "SELECT digest, flat FROM blobs WHERE digest IN (SELECT DISTINCT json_extract(config, ?) FROM runs)"
-        blobs.update((d, json.loads(f)) for d, f in conn.execute(q, (_json_path(g),)))
+        blobs.update((d, json.loads(f)) for d, f in conn.execute(q, (json_path(g),)))
     kpi_keys = [k for k in keys if k.kind == "kpi"]
     out = []
     n = len(COLUMNS)
