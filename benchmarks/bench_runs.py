@@ -14,6 +14,7 @@ import argparse
 import hashlib
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -83,15 +84,22 @@ def clone(templates: list[Path], n: int) -> None:
 ENV = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPATH")}
 
 
+CPU: list[float] = []  # CPU seconds (user + sys) of each timed process: the machine may be shared
+
+
 def timed(cmd: list[str], cwd: Path, n: int, ok: tuple[int, ...] = (0,)) -> tuple[float, str]:
-    walls, out = [], ""
+    walls, cpus, out = [], [], ""
     for _ in range(n):
+        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=ENV)
         walls.append(time.perf_counter() - t0)
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime)
         out = proc.stdout
         if proc.returncode not in ok:
             raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr}")
+    CPU.append(statistics.median(cpus))
     return statistics.median(walls), out
 
 
@@ -114,22 +122,24 @@ def main() -> None:
         print(f"index built from {total:,} folders (first list)   {build:.2f} s")
         lst, out = timed([py, "-m", "src.runs", "list"], repo, reps)
         assert f"{total} runs" in out, out[-300:]
-        print(f"src.runs list over {total:,} runs (process wall)  median {lst:.3f} s   (target <= 1 s)")
+        print(f"src.runs list over {total:,} runs (process wall)  median {lst:.3f} s   (target <= 1 s; "
+              f"CPU {CPU[-1]:.3f} s)")
         flt, _ = timed([py, "-m", "src.runs", "list", "--where", "seed>=100100", "--where", "kpi.win_rate>0.4",
                         "--sort", "-kpi.total_pnl_krw", "--json"], repo, reps)
-        print(f"src.runs list --where x2 --sort --json            median {flt:.3f} s")
-        code = ("import time; import pandas; from src.api import load_runs; t=time.perf_counter(); df=load_runs(); "
-                "print(time.perf_counter()-t, df.shape[0], df.shape[1])")
-        calls = []
+        print(f"src.runs list --where x2 --sort --json            median {flt:.3f} s   (CPU {CPU[-1]:.3f} s)")
+        code = ("import time; import pandas; from src.api import load_runs; t=time.perf_counter(); c=time.process_time(); "
+                "df=load_runs(); print(time.perf_counter()-t, time.process_time()-c, df.shape[0], df.shape[1])")
+        calls, cpu = [], []
         for _ in range(reps):
             _, out = timed([py, "-c", code], repo, 1)
-            secs, rows, cols = out.split()
+            secs, cpu_s, rows, cols = out.split()
             calls.append(float(secs))
+            cpu.append(float(cpu_s))
         print(f"load_runs() over {int(rows):,} runs ({int(cols)} columns)  median {statistics.median(calls):.3f} s"
-              "   (target <= 1 s)")
+              f"   (target <= 1 s; CPU {statistics.median(cpu):.3f} s)")
         last, _ = timed([py, "-m", "src.compare", "--stage", "d92-5", "--last", "20", "--json"], repo, reps)
         whole, _ = timed([py, "-m", "src.compare", "--stage", "d92-5", "--json"], repo, 1)
-        print(f"compare --stage d92-5 --last 20 (process wall)    median {last:.3f} s   "
+        print(f"compare --stage d92-5 --last 20 (process wall)    median {last:.3f} s (CPU {CPU[-2]:.3f} s)   "
               f"vs the whole stage ({total:,} runs read and verified) {whole:.2f} s")
 
 

@@ -61,8 +61,7 @@ def _frame(pd: Any, conn: Any, stage: str | None, where: list[str]) -> "pd.DataF
     if where:
         conds = [query.parse_where(conn, w) for w in where]
         keep = {(r["stage"], r["run"]) for r in query.select(query.fetch(conn, [c.key for c in conds], stage), conds, [])}
-    groups = [g for (g,) in conn.execute(
-        "SELECT DISTINCT j.key FROM (SELECT DISTINCT config FROM runs) r, json_each(r.config) j ORDER BY 1")]
+    groups = [g for (g,) in conn.execute("SELECT name FROM groups ORDER BY name")]  # (of runs since removed too)
     cols = [query.SQL_COL.get(c, c) for c in BASE] + ["kpi_layout", "kpi_values"]
     cols += ["json_extract(config, ?)"] * len(groups)
     sql = f"SELECT {', '.join(cols)} FROM runs" + (" WHERE stage = ?" if stage else "")
@@ -95,6 +94,8 @@ def _config_frame(pd: Any, groups: list[str], cfg: list[tuple[str | None, ...]],
     for i, g in enumerate(groups):
         digests = [r[i] for r in cfg]
         uniq = sorted({d for d in digests if d is not None})
+        if not uniq:
+            continue  # a group only runs since removed had
         pos = {d: j for j, d in enumerate(uniq)}
         table = pd.DataFrame.from_records([json.loads(blobs.get(d, "{}")) for d in uniq] + [{}])  # last: no value
         frames.append(table.take([pos.get(d, len(uniq)) for d in digests]).reset_index(drop=True))

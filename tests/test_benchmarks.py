@@ -33,7 +33,7 @@ FIGURES = {
     "bench_market.py": [rf"^synthetic-v1\s+{NUM}", rf"^synthetic-v2\s+{NUM}", rf"v2 / v1 speed: {NUM}x"],
     "bench_runs.py": [rf"src\.runs list over {NUM} runs \(process wall\)\s+median {NUM} s",
                       rf"load_runs\(\) over {NUM} runs \({NUM} columns\)\s+median {NUM} s",
-                      rf"compare --stage d92-5 --last 20 \(process wall\)\s+median {NUM} s\s+vs the whole stage"],
+                      rf"compare --stage d92-5 --last 20 \(process wall\)\s+median {NUM} s.*vs the whole stage"],
 }
 BENCHES = sorted(p.name for p in (REPO / "benchmarks").glob("bench_*.py"))
 

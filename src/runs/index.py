@@ -34,14 +34,15 @@ from src.runs.paths import LOGS_DIRNAME
 
 log = logging.getLogger(__name__)
 INDEX_NAME = ".runs.sqlite"
-SCHEMA = 3  # PRAGMA user_version; another value: the index is rebuilt
+SCHEMA = 4  # PRAGMA user_version; another value: the index is rebuilt
 SUMMARY = ("status", "state", "started_at", "ended_at", "fingerprint", "zone_profile", "universe", "seed",
            "round_trips", "win_rate", "total_pnl_krw", "exits", "gates")
-_COLUMNS = ("stage", "run_id", "folder", *SUMMARY, "problems", "pinned", "notes", "tags", "config", "kpis",
+_COLUMNS = ("stage", "run_id", "folder", *SUMMARY, "problems", "pinned", "notes", "tags", "config",
             "kpi_layout", "kpi_values", "meta_mtime_ns", "meta_size", "meta_sha256", "stamp")
 _DDL = f"""
 CREATE TABLE IF NOT EXISTS runs ({", ".join(_COLUMNS)}, PRIMARY KEY (stage, run_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS blobs (digest TEXT PRIMARY KEY, flat TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS groups (name TEXT PRIMARY KEY) WITHOUT ROWID;
 """
 T = TypeVar("T")
 
@@ -63,11 +64,15 @@ def _connect(path: Path) -> sqlite3.Connection:
         if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA:  # another process may have won
             conn.execute("DROP TABLE IF EXISTS runs")
             conn.execute("DROP TABLE IF EXISTS blobs")
+            conn.execute("DROP TABLE IF EXISTS groups")
             for stmt in _DDL.strip().split(";"):
                 if stmt.strip():
                     conn.execute(stmt)
             conn.execute(f"PRAGMA user_version={SCHEMA}")
-        conn.execute("COMMIT")
+            conn.execute("COMMIT")
+            conn.execute("VACUUM")  # an older layout's pages: give them back
+        else:
+            conn.execute("COMMIT")
     if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
         conn.execute("PRAGMA journal_mode=WAL")
     return conn
@@ -147,6 +152,7 @@ def _row(root: Path, run_dir: Path, conn: sqlite3.Connection) -> tuple[Any, ...]
         flat = json.dumps(flatten({group: value}), sort_keys=True, separators=(",", ":"))
         groups[group] = d = _digest(flat)
         conn.execute("INSERT OR IGNORE INTO blobs VALUES (?, ?)", (d, flat))
+        conn.execute("INSERT OR IGNORE INTO groups VALUES (?)", (group,))
     kpis = {k: v for k, v in flatten(rec.kpis).items() if isinstance(v, (int, float)) and not isinstance(v, bool)} \
         if rec.kpis else {}
     # the same numbers as float64 bytes per run, keys and which were ints once (src.api reads them as a block)
@@ -161,7 +167,7 @@ def _row(root: Path, run_dir: Path, conn: sqlite3.Connection) -> tuple[Any, ...]
     row = dict(summ, stage=stage, run_id=run_dir.name, folder=run_dir.relative_to(root).as_posix(),
                problems=json.dumps(summ["problems"]), pinned=int(not _adhoc_re(stage).fullmatch(run_dir.name)),
                notes=json.dumps(ann.notes), tags=json.dumps(ann.tags), config=json.dumps(groups, sort_keys=True),
-               kpis=json.dumps(kpis, allow_nan=True), kpi_layout=lay, kpi_values=array("d", kpis.values()).tobytes(),
+               kpi_layout=lay, kpi_values=array("d", kpis.values()).tobytes(),
                meta_sha256=meta_sha, meta_mtime_ns=meta_st and meta_st[0], meta_size=meta_st and meta_st[1],
                stamp=_stamp(meta_st, notes_st))
     return tuple(row[c] for c in _COLUMNS)

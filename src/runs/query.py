@@ -16,6 +16,7 @@ import difflib
 import json
 import re
 import sqlite3
+import struct
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,11 +72,17 @@ def _config_vocab(conn: sqlite3.Connection, group: str | None) -> set[str]:
     return vocab
 
 
+def kpi_layouts(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
+    """{layout digest: {"keys": [...], "ints": [...], "at": {key: position}}} of the indexed runs' KPIs."""
+    out = {}
+    for d, flat in conn.execute("SELECT digest, flat FROM blobs WHERE digest IN (SELECT DISTINCT kpi_layout FROM runs)"):
+        spec = json.loads(flat)
+        out[d] = dict(spec, at={k: i for i, k in enumerate(spec["keys"])}, ints=set(spec["ints"]))
+    return out
+
+
 def _kpi_vocab(conn: sqlite3.Connection) -> set[str]:
-    vocab: set[str] = set()
-    for (kpis,) in conn.execute("SELECT kpis FROM runs WHERE kpis != '{}' ORDER BY started_at DESC LIMIT 20"):
-        vocab.update(json.loads(kpis))
-    return vocab
+    return {k for spec in kpi_layouts(conn).values() for k in spec["keys"]}
 
 
 def resolve_key(conn: sqlite3.Connection, text: str) -> Key:
@@ -85,10 +92,10 @@ def resolve_key(conn: sqlite3.Connection, text: str) -> Key:
         return Key(text, "column", name)
     if text.startswith("kpi."):
         kpi = text[4:]
-        if conn.execute("SELECT 1 FROM runs WHERE json_type(kpis, ?) IS NOT NULL LIMIT 1",
-                        (json_path(kpi),)).fetchone():
+        vocab = _kpi_vocab(conn)
+        if kpi in vocab:
             return Key(text, "kpi", kpi)
-        hint = _suggest(kpi, _kpi_vocab(conn))
+        hint = _suggest(kpi, vocab)
         raise QueryError(f"unknown key {text!r}: no run has the KPI {kpi!r}{hint.replace('mean ', 'mean kpi.')}")
     key = text[7:] if text.startswith("config.") else text
     if key in _config_vocab(conn, key.split(".", 1)[0]):
@@ -158,12 +165,13 @@ def fetch(conn: sqlite3.Connection, keys: list[Key], stage: str | None = None) -
     cols = [f"{SQL_COL.get(c, c)}" for c in COLUMNS]
     extra, params, groups = [], [], {}
     for k in keys:
-        if k.kind == "kpi":
-            extra.append("json_extract(kpis, ?)")
-            params.append(json_path(k.name))
-        elif k.kind == "config":
+        if k.kind == "config":
             groups.setdefault(k.name.split(".", 1)[0], []).append(k)
     gnames = sorted(groups)
+    kpi_keys = [k for k in keys if k.kind == "kpi"]
+    if kpi_keys:
+        extra += ["kpi_layout", "kpi_values"]
+        layouts = kpi_layouts(conn)
     for g in gnames:
         extra.append("json_extract(config, ?)")
         params.append(json_path(g))
@@ -173,7 +181,6 @@ def fetch(conn: sqlite3.Connection, keys: list[Key], stage: str | None = None) -
     for g in gnames:
         q = "SELECT digest, flat FROM blobs WHERE digest IN (SELECT DISTINCT json_extract(config, ?) FROM runs)"
         blobs.update((d, json.loads(f)) for d, f in conn.execute(q, (json_path(g),)))
-    kpi_keys = [k for k in keys if k.kind == "kpi"]
     out = []
     n = len(COLUMNS)
     for r in rows:
@@ -181,9 +188,13 @@ def fetch(conn: sqlite3.Connection, keys: list[Key], stage: str | None = None) -
         for c in _LISTS:
             d[c] = json.loads(d[c]) if d[c] not in (None, "[]") else []
         d["pinned"] = bool(d["pinned"])
-        for i, k in enumerate(kpi_keys):
-            d[k.text] = r[n + i]
-        base = n + len(kpi_keys)
+        if kpi_keys:
+            spec, values = layouts.get(r[n]), r[n + 1]
+            for k in kpi_keys:
+                j = spec["at"].get(k.name) if spec else None
+                v = None if j is None else struct.unpack_from("=d", values, 8 * j)[0]
+                d[k.text] = int(v) if v is not None and k.name in spec["ints"] else v
+        base = n + (2 if kpi_keys else 0)
         for j, g in enumerate(gnames):
             flat = blobs.get(r[base + j]) or {}
             for k in groups[g]:
