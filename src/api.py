@@ -64,7 +64,7 @@ def _frame(pd: Any, conn: Any, stage: str | None, where: list[str]) -> "pd.DataF
     groups = [g for (g,) in conn.execute("SELECT name FROM groups ORDER BY name")]  # (of runs since removed too)
     cols = [query.SQL_COL.get(c, c) for c in BASE] + ["kpi_layout", "kpi_values"]
     cols += ["json_extract(config, ?)"] * len(groups)
-    sql = f"SELECT {', '.join(cols)} FROM runs" + (" WHERE stage = ?" if stage else "")
+    sql = f"SELECT {', '.join(cols)} FROM runs_full" + (" WHERE stage = ?" if stage else "")
     rows = conn.execute(sql + " ORDER BY coalesce(started_at, ''), run_id",
                         [query.json_path(g) for g in groups] + ([stage] if stage else [])).fetchall()
     if keep is not None:
@@ -79,7 +79,7 @@ def _frame(pd: Any, conn: Any, stage: str | None, where: list[str]) -> "pd.DataF
         records.append(rec)
     base = pd.DataFrame.from_records(records, columns=list(BASE))
     base["pinned"] = base["pinned"].astype(bool)
-    blobs = dict(conn.execute("SELECT digest, flat FROM blobs WHERE digest IN (SELECT DISTINCT kpi_layout FROM runs)"))
+    blobs = dict(conn.execute("SELECT digest, flat FROM blobs WHERE digest IN (SELECT DISTINCT kpi_layout FROM run_data)"))
     cfg = [r[n + 2:] for r in rows]
     digests = {d for r in cfg for d in r if d is not None}
     blobs.update(conn.execute(f"SELECT digest, flat FROM blobs WHERE digest IN ({','.join('?' * len(digests))})",

@@ -34,13 +34,17 @@ from src.runs.paths import LOGS_DIRNAME
 
 log = logging.getLogger(__name__)
 INDEX_NAME = ".runs.sqlite"
-SCHEMA = 4  # PRAGMA user_version; another value: the index is rebuilt
+SCHEMA = 5  # PRAGMA user_version; another value: the index is rebuilt
 SUMMARY = ("status", "state", "started_at", "ended_at", "fingerprint", "zone_profile", "universe", "seed",
            "round_trips", "win_rate", "total_pnl_krw", "exits", "gates")
-_COLUMNS = ("stage", "run_id", "folder", *SUMMARY, "problems", "pinned", "notes", "tags", "config",
-            "kpi_layout", "kpi_values", "meta_mtime_ns", "meta_size", "meta_sha256", "stamp")
+_COLUMNS = ("stage", "run_id", "folder", *SUMMARY, "problems", "pinned", "notes", "tags", "meta_mtime_ns",
+            "meta_size", "meta_sha256", "stamp")
+# the bulky part in its own table, so that listing and refreshing read small rows
+_DATA = ("stage", "run_id", "config", "kpi_layout", "kpi_values")
 _DDL = f"""
 CREATE TABLE IF NOT EXISTS runs ({", ".join(_COLUMNS)}, PRIMARY KEY (stage, run_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS run_data ({", ".join(_DATA)}, PRIMARY KEY (stage, run_id)) WITHOUT ROWID;
+CREATE VIEW IF NOT EXISTS runs_full AS SELECT * FROM runs JOIN run_data USING (stage, run_id);
 CREATE TABLE IF NOT EXISTS blobs (digest TEXT PRIMARY KEY, flat TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS groups (name TEXT PRIMARY KEY) WITHOUT ROWID;
 """
@@ -62,7 +66,9 @@ def _connect(path: Path) -> sqlite3.Connection:
     if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA:
         conn.execute("BEGIN IMMEDIATE")
         if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA:  # another process may have won
+            conn.execute("DROP VIEW IF EXISTS runs_full")
             conn.execute("DROP TABLE IF EXISTS runs")
+            conn.execute("DROP TABLE IF EXISTS run_data")
             conn.execute("DROP TABLE IF EXISTS blobs")
             conn.execute("DROP TABLE IF EXISTS groups")
             for stmt in _DDL.strip().split(";"):
@@ -130,7 +136,7 @@ def _stamp(meta: tuple[int, int] | None, notes: tuple[int, int] | None) -> str:
     return f"{meta}|{notes}"
 
 
-def _row(root: Path, run_dir: Path, conn: sqlite3.Connection) -> tuple[Any, ...]:
+def _row(root: Path, run_dir: Path, conn: sqlite3.Connection) -> dict[str, Any]:
     """Read one run folder into an index row (and its config groups into blobs)."""
     from src.compare.diff import flatten, summary_row
     from src.compare.load import RunNotFound, damaged, read_folder
@@ -170,10 +176,18 @@ def _row(root: Path, run_dir: Path, conn: sqlite3.Connection) -> tuple[Any, ...]
                kpi_layout=lay, kpi_values=array("d", kpis.values()).tobytes(),
                meta_sha256=meta_sha, meta_mtime_ns=meta_st and meta_st[0], meta_size=meta_st and meta_st[1],
                stamp=_stamp(meta_st, notes_st))
-    return tuple(row[c] for c in _COLUMNS)
+    return row
 
 
-_INSERT = f"INSERT OR REPLACE INTO runs VALUES ({', '.join('?' for _ in _COLUMNS)})"
+def _put(conn: sqlite3.Connection, row: dict[str, Any]) -> None:
+    conn.execute(f"INSERT OR REPLACE INTO runs VALUES ({', '.join('?' for _ in _COLUMNS)})",
+                 [row[c] for c in _COLUMNS])
+    conn.execute(f"INSERT OR REPLACE INTO run_data VALUES ({', '.join('?' for _ in _DATA)})", [row[c] for c in _DATA])
+
+
+def _drop(conn: sqlite3.Connection, keys: list[tuple[str, str]]) -> None:
+    for table in ("runs", "run_data"):
+        conn.executemany(f"DELETE FROM {table} WHERE stage = ? AND run_id = ?", keys)
 
 
 def _scan(root: Path) -> Iterator[tuple[str, str, str]]:
@@ -216,8 +230,8 @@ def refresh(conn: sqlite3.Connection, root: Path) -> int:
     conn.execute("BEGIN IMMEDIATE")
     try:
         for stage, run_id in stale:
-            conn.execute(_INSERT, _row(Path(root), Path(root) / LOGS_DIRNAME / stage / run_id, conn))
-        conn.executemany("DELETE FROM runs WHERE stage = ? AND run_id = ?", gone)
+            _put(conn, _row(Path(root), Path(root) / LOGS_DIRNAME / stage / run_id, conn))
+        _drop(conn, gone)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -228,7 +242,7 @@ def refresh(conn: sqlite3.Connection, root: Path) -> int:
 def upsert(conn: sqlite3.Connection, root: Path, run_dir: Path) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
-        conn.execute(_INSERT, _row(Path(root), Path(run_dir), conn))
+        _put(conn, _row(Path(root), Path(run_dir), conn))
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -236,7 +250,7 @@ def upsert(conn: sqlite3.Connection, root: Path, run_dir: Path) -> None:
 
 
 def forget(conn: sqlite3.Connection, stage: str, run_id: str) -> None:
-    conn.execute("DELETE FROM runs WHERE stage = ? AND run_id = ?", (stage, run_id))
+    _drop(conn, [(stage, run_id)])
 
 
 def index_run(root: Path, run_dir: Path) -> None:

@@ -61,12 +61,12 @@ def _config_vocab(conn: sqlite3.Connection, group: str | None) -> set[str]:
     """Flattened config keys held by the runs (of one top-level group, or of every group)."""
     if group is None:
         groups = [g for (g,) in conn.execute(
-            "SELECT DISTINCT j.key FROM (SELECT DISTINCT config FROM runs) r, json_each(r.config) j")]
+            "SELECT DISTINCT j.key FROM (SELECT DISTINCT config FROM run_data) r, json_each(r.config) j")]
     else:
         groups = [group]
     vocab: set[str] = set()
     for g in groups:
-        digests = "SELECT DISTINCT json_extract(config, ?) FROM runs"
+        digests = "SELECT DISTINCT json_extract(config, ?) FROM run_data"
         for (flat,) in conn.execute(f"SELECT flat FROM blobs WHERE digest IN ({digests}) LIMIT 50", (json_path(g),)):
             vocab.update(json.loads(flat))
     return vocab
@@ -75,7 +75,7 @@ def _config_vocab(conn: sqlite3.Connection, group: str | None) -> set[str]:
 def kpi_layouts(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
     """{layout digest: {"keys": [...], "ints": [...], "at": {key: position}}} of the indexed runs' KPIs."""
     out = {}
-    for d, flat in conn.execute("SELECT digest, flat FROM blobs WHERE digest IN (SELECT DISTINCT kpi_layout FROM runs)"):
+    for d, flat in conn.execute("SELECT digest, flat FROM blobs WHERE digest IN (SELECT DISTINCT kpi_layout FROM run_data)"):
         spec = json.loads(flat)
         out[d] = dict(spec, at={k: i for i, k in enumerate(spec["keys"])}, ints=set(spec["ints"]))
     return out
@@ -175,11 +175,11 @@ def fetch(conn: sqlite3.Connection, keys: list[Key], stage: str | None = None) -
     for g in gnames:
         extra.append("json_extract(config, ?)")
         params.append(json_path(g))
-    sql = f"SELECT {', '.join(cols + extra)} FROM runs" + (" WHERE stage = ?" if stage else "")
+    sql = f"SELECT {', '.join(cols + extra)} FROM {'runs_full' if extra else 'runs'}" + (" WHERE stage = ?" if stage else "")
     rows = conn.execute(sql, params + ([stage] if stage else [])).fetchall()
     blobs: dict[str, dict[str, Any]] = {}
     for g in gnames:
-        q = "SELECT digest, flat FROM blobs WHERE digest IN (SELECT DISTINCT json_extract(config, ?) FROM runs)"
+        q = "SELECT digest, flat FROM blobs WHERE digest IN (SELECT DISTINCT json_extract(config, ?) FROM run_data)"
         blobs.update((d, json.loads(f)) for d, f in conn.execute(q, (json_path(g),)))
     out = []
     n = len(COLUMNS)
