@@ -79,11 +79,8 @@ def _frame(pd: Any, conn: Any, stage: str | None, where: list[str]) -> "pd.DataF
         records.append(rec)
     base = pd.DataFrame.from_records(records, columns=list(BASE))
     base["pinned"] = base["pinned"].astype(bool)
-    blobs = dict(conn.execute("SELECT digest, flat FROM blobs WHERE digest IN (SELECT DISTINCT kpi_layout FROM run_data)"))
+    blobs = dict(conn.execute("SELECT digest, flat FROM blobs"))  # small: one per distinct group value
     cfg = [r[n + 2:] for r in rows]
-    digests = {d for r in cfg for d in r if d is not None}
-    blobs.update(conn.execute(f"SELECT digest, flat FROM blobs WHERE digest IN ({','.join('?' * len(digests))})",
-                              sorted(digests)) if digests else [])
     return pd.concat([base, _config_frame(pd, groups, cfg, blobs),
                       _kpi_frame(pd, [(r[n], r[n + 1]) for r in rows], blobs)], axis=1)
 
@@ -97,7 +94,8 @@ def _config_frame(pd: Any, groups: list[str], cfg: list[tuple[str | None, ...]],
         if not uniq:
             continue  # a group only runs since removed had
         pos = {d: j for j, d in enumerate(uniq)}
-        table = pd.DataFrame.from_records([json.loads(blobs.get(d, "{}")) for d in uniq] + [{}])  # last: no value
+        missing = "" if all(d is not None for d in digests) else ",{}"  # a last row for runs without the group
+        table = pd.DataFrame.from_records(json.loads("[" + ",".join(blobs.get(d, "{}") for d in uniq) + missing + "]"))
         frames.append(table.take([pos.get(d, len(uniq)) for d in digests]).reset_index(drop=True))
     if not frames:
         return pd.DataFrame(index=range(len(cfg)))

@@ -34,16 +34,17 @@ from src.runs.paths import LOGS_DIRNAME
 
 log = logging.getLogger(__name__)
 INDEX_NAME = ".runs.sqlite"
-SCHEMA = 5  # PRAGMA user_version; another value: the index is rebuilt
+SCHEMA = 6  # PRAGMA user_version; another value: the index is rebuilt
 SUMMARY = ("status", "state", "started_at", "ended_at", "fingerprint", "zone_profile", "universe", "seed",
            "round_trips", "win_rate", "total_pnl_krw", "exits", "gates")
 _COLUMNS = ("stage", "run_id", "folder", *SUMMARY, "problems", "pinned", "notes", "tags", "meta_mtime_ns",
             "meta_size", "meta_sha256", "stamp")
-# the bulky part in its own table, so that listing and refreshing read small rows
+# the bulky part in its own table, so that listing and refreshing read small rows (a rowid table:
+# WITHOUT ROWID spills rows over ~1 KB into an overflow page each, tripling the file)
 _DATA = ("stage", "run_id", "config", "kpi_layout", "kpi_values")
 _DDL = f"""
 CREATE TABLE IF NOT EXISTS runs ({", ".join(_COLUMNS)}, PRIMARY KEY (stage, run_id)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS run_data ({", ".join(_DATA)}, PRIMARY KEY (stage, run_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS run_data ({", ".join(_DATA)}, PRIMARY KEY (stage, run_id));
 CREATE VIEW IF NOT EXISTS runs_full AS SELECT * FROM runs JOIN run_data USING (stage, run_id);
 CREATE TABLE IF NOT EXISTS blobs (digest TEXT PRIMARY KEY, flat TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS groups (name TEXT PRIMARY KEY) WITHOUT ROWID;
