@@ -9,12 +9,13 @@
 RUN is a run folder, `<stage>/<run id>` or a run id under logs/*/. Notes and tags live
 beside the run folder (src/runs/notes.py), never in it: they change neither the run's
 fingerprint nor its verified outputs. Exit codes: 0 fine; 2 bad usage, an unknown key or
-run (nothing changed).
+run (nothing changed); 4 the index could not be used (busy past its timeout, disk full).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from src.runs import index, notes, query
 from src.runs.paths import RepoRootError, find_repo_root
 from src.runs.refs import find_run
 
-EXIT_OK, EXIT_USAGE = 0, 2
+EXIT_OK, EXIT_USAGE, EXIT_CRASH = 0, 2, 4
 TABLE = ("run", "stage", "status", "started_at", "fingerprint", "zone_profile", "universe", "seed", "round_trips",
          "win_rate", "total_pnl_krw", "gates", "tags", "notes")
 
@@ -149,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, query.QueryError, RepoRootError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except sqlite3.OperationalError as exc:  # busy for longer than the timeout, or a full disk
+        print(f"error: run index {index.INDEX_NAME} under logs/: {exc}", file=sys.stderr)
+        return EXIT_CRASH
 
 
 if __name__ == "__main__":

@@ -77,7 +77,10 @@ def _connect(path: Path) -> sqlite3.Connection:
                     conn.execute(stmt)
             conn.execute(f"PRAGMA user_version={SCHEMA}")
             conn.execute("COMMIT")
-            conn.execute("VACUUM")  # an older layout's pages: give them back
+            try:
+                conn.execute("VACUUM")  # an older layout's pages: give them back
+            except sqlite3.OperationalError:  # another process reads it right now: next time
+                pass
         else:
             conn.execute("COMMIT")
     if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
