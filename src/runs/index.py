@@ -112,7 +112,7 @@ def using(root: Path, fn: Callable[[sqlite3.Connection], T], refreshed: bool = T
                 raise
             if attempt == 2:
                 raise
-            log.warning("run index %s unreadable (%s): rebuilding it from the run folders", path, exc)
+            log.info("run index %s unreadable (%s): rebuilding it from the run folders", path, exc)
             if conn is not None:
                 conn.close()
                 conn = None
@@ -263,7 +263,8 @@ def index_run(root: Path, run_dir: Path) -> None:
     try:
         using(root, lambda conn: upsert(conn, root, run_dir), refreshed=False)
     except Exception as exc:  # noqa: BLE001 - the folder is the truth; the index catches up on read
-        log.warning("run index not updated for %s: %s", run_dir, exc)
+        # info, not warning: a run's stderr holds its own error line only (the next reader re-reads the folder)
+        log.info("run index not updated for %s: %s", run_dir, exc)
 
 
 def latest(root: Path, stage: str, n: int) -> list[Path]:
