@@ -35,6 +35,9 @@ FIGURES = {
                            rf"keeping inputs, CPU time\s+median {NUM} ms"],
     "bench_report.py": [rf"^1 smoke run\s+{NUM} s\s+<= 1 s\s+{NUM} KB", rf"^20 smoke runs\s+{NUM} s\s+<= 3 s\s+{NUM} KB",
                         rf"^24-hour top-100 run\s+{NUM} s\s+{NUM} KB\s+< 2 MB"],
+    "bench_runs.py": [rf"src\.runs list over {NUM} runs \(process wall\)\s+median {NUM} s",
+                      rf"load_runs\(\) over {NUM} runs \({NUM} columns\)\s+median {NUM} s",
+                      rf"compare --stage d92-5 --last 20 \(process wall\)\s+median {NUM} s.*vs the whole stage"],
 }
 BENCHES = sorted(p.name for p in (REPO / "benchmarks").glob("bench_*.py"))
 
@@ -46,7 +49,7 @@ def test_every_benchmark_has_a_quick_case() -> None:
 
 
 SLOW = {"bench_dvc_compare.py", "bench_sweep.py", "bench_market.py", "bench_reproduce.py",
-        "bench_report.py"}  # 5-60 s each on a shared 2-core machine
+        "bench_report.py", "bench_runs.py"}  # 5-60 s each on a shared 2-core machine
 
 
 @pytest.mark.parametrize("bench", [pytest.param(b, marks=pytest.mark.slow) if b in SLOW else b for b in BENCHES])

@@ -13,6 +13,7 @@ import shlex
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -71,6 +72,11 @@ def check_jobs(repo: Path, summary: dict, n: int) -> None:
             assert Path(lock["root"]) == repo.resolve()
         kpis = load_json(run / "kpi_summary.json")
         assert j["kpis"] == {k: v for k, v in kpis.items() if k != "per_symbol"}
+    # every job wrote its own row into the run index, from whatever process it ran in (parallel writers)
+    con = sqlite3.connect(repo / "logs/.runs.sqlite")
+    rows = dict(con.execute("SELECT folder, status || ' ' || fingerprint FROM runs"))
+    con.close()
+    assert all(rows.get(j["run_dir"]) == f"completed {j['fingerprint']}" for j in jobs), (rows, jobs)
 
 
 def assert_same_results(repo: Path, a: dict, b: dict) -> None:

@@ -50,7 +50,12 @@ def main(argv: list[str] | None = None) -> int:
         root = find_repo_root()
         runs = [resolve(root, r, args.dvc_stage) for r in args.runs]
         if args.stage:
-            folder = [_read_listed(p, root) for p in list_stage(root, args.stage)]
+            listed = list_stage(root, args.stage)
+            if args.last:  # the run index names the last N: only those folders are read
+                from src.catalog.index import latest
+
+                listed = latest(root, args.stage, args.last)
+            folder = [_read_listed(p, root) for p in listed]
             folder.sort(key=lambda r: (started_at(r.meta) or "", r.label))
             runs += folder[-args.last:] if args.last else folder
     except (RunNotFound, RepoRootError) as exc:

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from src.provenance.outputs import read_record, verify_run
+from src.provenance.outputs import Verification, read_record, seal_state, verify_run
 from src.provenance.record import deterministic_provenance, recorded_outputs, run_process, started_at
 from src.runs.paths import LOGS_DIRNAME, RUN_FILE_NAMES, run_files
 
@@ -123,9 +123,10 @@ def _status(meta: dict[str, Any]) -> str:
     return "running"
 
 
-def read_folder(run_dir: Path, root: Path, label: str | None = None) -> RunRecord:
+def read_folder(run_dir: Path, root: Path, label: str | None = None, verify: bool = True) -> RunRecord:
     """Read and verify a run folder; whatever is missing is None, whatever is unreadable makes
-    the run `damaged` (with the reason), never a crash."""
+    the run `damaged` (with the reason), never a crash. verify=False (the run index): check the
+    record's seal only, not the output files' digests."""
     label = label or run_dir.name
     files = run_files(run_dir)
     meta_p, kpi_p, prov_p = files.runtime_meta, files.kpi_summary, files.provenance
@@ -158,13 +159,23 @@ def read_folder(run_dir: Path, root: Path, label: str | None = None) -> RunRecor
     if record is None:  # every run writes its record before any result: this one was deleted
         return damaged(label, "runtime_meta.json: missing (deleted after the run, or outputs restored "
                        "by git/DVC without their record, which git does not track: `dvc repro` remakes it)")
-    ver = verify_run(run_dir, record, prov if prov_p.exists() else None)
+    ver = verify_run(run_dir, record, prov if prov_p.exists() else None) if verify else _sealed(record)
     status = _status(meta)
     try:
         kpi_rel = kpi_p.resolve().relative_to(root).as_posix()
     except ValueError:
         kpi_rel = kpi_p.as_posix()
     return RunRecord(label, "folder", status, kpis, prov, meta, kpi_rel, state=ver.state, problems=ver.problems)
+
+
+def _sealed(record: tuple[dict[str, Any], bytes]) -> Verification:
+    """The record's seal alone: intact, edited (seal broken or missing) or incomplete (no outputs)."""
+    sealed = seal_state(record[1])
+    if not sealed:
+        return Verification("edited", ["runtime_meta.json: its content does not match its seal"
+                                       if sealed is False else "runtime_meta.json: no seal"])
+    outputs = record[0].get("outputs")
+    return Verification("intact" if isinstance(outputs, dict) and outputs.get("sha256") is not None else "incomplete")
 
 
 def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str]:

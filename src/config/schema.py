@@ -59,6 +59,7 @@ class RunSection:
     id: Optional[str] = None  # None: an ad-hoc id is generated
     overwrite: bool = False  # a pinned id may replace its earlier run folder
     dvc_namespace: Optional[str] = None  # nest params.yaml and metrics.json under this key (None: top level)
+    note: Optional[str] = None  # a note on the run (python -m src.runs list shows it); outside the fingerprint
 
 
 @dataclass

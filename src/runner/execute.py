@@ -26,6 +26,7 @@ from src.provenance import guard, inventory
 from src.provenance.fingerprint import config_digest, fingerprint
 from src.provenance.record import (build_meta, deterministic_provenance, failed_meta, finish_meta, record_outputs,
                                    redact, write_record)
+from src.catalog.index import index_run
 from src.runner.dvcview import headline_metrics, params_values
 from src.runner.engines import choose_engine, warm_kernel
 from src.runner.interrupt import PROCESS as interrupts
@@ -101,6 +102,7 @@ def execute(loaded: LoadedConfig, argv: list[str], purge: dict, t_start: float, 
         note = run.claim.settle(complete=True)  # a no-op when a failure above put the earlier run back
         if note:
             print(f"warning: {note}", file=sys.stderr)
+        index_run(run.loaded.root, run.paths.run_dir)  # its row in the run index (never raises)
         run.claim.release()
     return report(run, out)
 

@@ -1,0 +1,276 @@
+"""The run index: one SQLite file (logs/.runs.sqlite) listing every run folder under logs/<stage>/.
+
+Never the source of truth: the folders are. Every run upserts its own row when it ends
+(completed, failed or interrupted: `index_run`, called from execute); every reader first
+`refresh`es it against the folders, which costs one stat of each run's runtime_meta.json
+and of each notes file (no file is opened): a folder added, removed or whose record
+changed (mtime or size) behind the index's back is re-read, a missing, corrupt or
+older-schema index file is rebuilt from the folders. WAL journal and a busy timeout let
+parallel runs (sweeps on joblib or Ray workers) and readers use it at once; each write is
+one transaction.
+
+A row holds what `src.compare` shows for the run (src.compare.diff.summary_row of the
+folder read with src.compare.load.read_folder, the record's seal checked but not every
+output's digest: `src.compare`, `src.acceptance` and `src.reproduce` verify those), the
+KPIs flattened (numbers only), the notes and tags (src/runs/notes.py), whether its id was
+pinned, and the record's mtime, size and SHA-256. The resolved config is flattened and
+stored once per distinct value of each top-level group (`blobs`), the row naming each
+group's digest: a 10,000-run seed sweep stores its 350 zone-profile and symbol values once.
+"""
+from __future__ import annotations
+
+import hashlib
+from array import array
+import json
+import logging
+import os
+import re
+import sqlite3
+from pathlib import Path
+from typing import Any, Callable, Iterator, TypeVar
+
+from src.runs import notes as notes_mod
+from src.runs.paths import LOGS_DIRNAME
+
+log = logging.getLogger(__name__)
+INDEX_NAME = ".runs.sqlite"
+SCHEMA = 6  # PRAGMA user_version; another value: the index is rebuilt
+SUMMARY = ("status", "state", "started_at", "ended_at", "fingerprint", "zone_profile", "universe", "seed",
+           "round_trips", "win_rate", "total_pnl_krw", "exits", "gates")
+_COLUMNS = ("stage", "run_id", "folder", *SUMMARY, "problems", "pinned", "notes", "tags", "meta_mtime_ns",
+            "meta_size", "meta_sha256", "stamp")
+# the bulky part in its own table, so that listing and refreshing read small rows (a rowid table:
+# WITHOUT ROWID spills rows over ~1 KB into an overflow page each, tripling the file)
+_DATA = ("stage", "run_id", "config", "kpi_layout", "kpi_values")
+_DDL = f"""
+CREATE TABLE IF NOT EXISTS runs ({", ".join(_COLUMNS)}, PRIMARY KEY (stage, run_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS run_data ({", ".join(_DATA)}, PRIMARY KEY (stage, run_id));
+CREATE VIEW IF NOT EXISTS runs_full AS SELECT * FROM runs JOIN run_data USING (stage, run_id);
+CREATE TABLE IF NOT EXISTS blobs (digest TEXT PRIMARY KEY, flat TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS groups (name TEXT PRIMARY KEY) WITHOUT ROWID;
+"""
+T = TypeVar("T")
+
+
+def index_path(root: Path) -> Path:
+    return Path(root) / LOGS_DIRNAME / INDEX_NAME
+
+
+def _adhoc_re(stage: str) -> re.Pattern[str]:
+    """src.runs.paths.new_run_id's shape: any other id was pinned (run.id given)."""
+    return re.compile(rf"{re.escape(stage)}-.+-\d{{8}}T\d{{6}}Z-[0-9a-f]{{6}}")
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+    conn.execute("PRAGMA busy_timeout=30000")
+    if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA:
+        conn.execute("BEGIN IMMEDIATE")
+        if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA:  # another process may have won
+            conn.execute("DROP VIEW IF EXISTS runs_full")
+            conn.execute("DROP TABLE IF EXISTS runs")
+            conn.execute("DROP TABLE IF EXISTS run_data")
+            conn.execute("DROP TABLE IF EXISTS blobs")
+            conn.execute("DROP TABLE IF EXISTS groups")
+            for stmt in _DDL.strip().split(";"):
+                if stmt.strip():
+                    conn.execute(stmt)
+            conn.execute(f"PRAGMA user_version={SCHEMA}")
+            conn.execute("COMMIT")
+            try:
+                conn.execute("VACUUM")  # an older layout's pages: give them back
+            except sqlite3.OperationalError:  # another process reads it right now: next time
+                pass
+        else:
+            conn.execute("COMMIT")
+    if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        conn.execute("PRAGMA journal_mode=WAL")
+    return conn
+
+
+def _discard(path: Path) -> None:
+    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            p.unlink()
+        except FileNotFoundError:
+            pass
+
+
+def using(root: Path, fn: Callable[[sqlite3.Connection], T], refreshed: bool = True) -> T:
+    """Call fn with an open (and refreshed) index; a corrupt index file is deleted and rebuilt once."""
+    path = index_path(root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for attempt in (1, 2):
+        conn = None
+        try:
+            conn = _connect(path)
+            if refreshed:
+                refresh(conn, root)
+            return fn(conn)
+        except sqlite3.DatabaseError as exc:
+            if isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc)):
+                raise
+            if attempt == 2:
+                raise
+            log.info("run index %s unreadable (%s): rebuilding it from the run folders", path, exc)
+            if conn is not None:
+                conn.close()
+                conn = None
+            _discard(path)
+        finally:
+            if conn is not None:
+                conn.close()
+    raise AssertionError("unreachable")
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def _stat(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size
+
+
+def _stamp(meta: tuple[int, int] | None, notes: tuple[int, int] | None) -> str:
+    """What refresh compares: the record's and the notes file's mtime and size."""
+    return f"{meta}|{notes}"
+
+
+def _row(root: Path, run_dir: Path, conn: sqlite3.Connection) -> dict[str, Any]:
+    """Read one run folder into an index row (and its config groups into blobs)."""
+    from src.compare.diff import flatten, summary_row
+    from src.compare.load import RunNotFound, damaged, read_folder
+
+    meta_st, notes_st = _stat(os.path.join(run_dir, "runtime_meta.json")), _stat(str(notes_mod.sidecar(run_dir)))
+    try:
+        rec = read_folder(run_dir, root, verify=False)
+    except RunNotFound as exc:
+        rec = damaged(run_dir.name, str(exc).replace(f"{run_dir}: ", "", 1))
+    summ = summary_row(rec)
+    summ["exits"] = summ.pop("tp/sl/tl/sr")
+    summ["state"], summ["ended_at"] = rec.state, rec.meta.get("ended_at")
+    resolved = (rec.meta.get("config") or {}).get("resolved") if rec.state != "damaged" else None
+    run_sec = resolved.get("run") if isinstance(resolved, dict) and isinstance(resolved.get("run"), dict) else {}
+    groups: dict[str, str] = {}
+    for group, value in (resolved.items() if isinstance(resolved, dict) else ()):
+        if group == "run":  # its id is the row's; its note is a note
+            value = {k: v for k, v in value.items() if k not in ("id", "note")} if isinstance(value, dict) else value
+        flat = json.dumps(flatten({group: value}), sort_keys=True, separators=(",", ":"))
+        groups[group] = d = _digest(flat)
+        conn.execute("INSERT OR IGNORE INTO blobs VALUES (?, ?)", (d, flat))
+        conn.execute("INSERT OR IGNORE INTO groups VALUES (?)", (group,))
+    kpis = {k: v for k, v in flatten(rec.kpis).items() if isinstance(v, (int, float)) and not isinstance(v, bool)} \
+        if rec.kpis else {}
+    # the same numbers as float64 bytes per run, keys and which were ints once (src.api reads them as a block)
+    layout = json.dumps({"keys": list(kpis), "ints": [k for k, v in kpis.items() if isinstance(v, int)]})
+    conn.execute("INSERT OR IGNORE INTO blobs VALUES (?, ?)", (lay := _digest(layout), layout))
+    ann = notes_mod.read(run_dir, run_sec.get("note"))
+    try:
+        meta_sha = hashlib.sha256((run_dir / "runtime_meta.json").read_bytes()).hexdigest()
+    except OSError:
+        meta_sha = None
+    stage = run_dir.parent.name
+    row = dict(summ, stage=stage, run_id=run_dir.name, folder=run_dir.relative_to(root).as_posix(),
+               problems=json.dumps(summ["problems"]), pinned=int(not _adhoc_re(stage).fullmatch(run_dir.name)),
+               notes=json.dumps(ann.notes), tags=json.dumps(ann.tags), config=json.dumps(groups, sort_keys=True),
+               kpi_layout=lay, kpi_values=array("d", kpis.values()).tobytes(),
+               meta_sha256=meta_sha, meta_mtime_ns=meta_st and meta_st[0], meta_size=meta_st and meta_st[1],
+               stamp=_stamp(meta_st, notes_st))
+    return row
+
+
+def _put(conn: sqlite3.Connection, row: dict[str, Any]) -> None:
+    conn.execute(f"INSERT OR REPLACE INTO runs VALUES ({', '.join('?' for _ in _COLUMNS)})",
+                 [row[c] for c in _COLUMNS])
+    conn.execute(f"INSERT OR REPLACE INTO run_data VALUES ({', '.join('?' for _ in _DATA)})", [row[c] for c in _DATA])
+
+
+def _drop(conn: sqlite3.Connection, keys: list[tuple[str, str]]) -> None:
+    for table in ("runs", "run_data"):
+        conn.executemany(f"DELETE FROM {table} WHERE stage = ? AND run_id = ?", keys)
+
+
+def _scan(root: Path) -> Iterator[tuple[str, str, str]]:
+    """(stage, run id, stamp) of every run folder under logs/<stage>/ (hidden names excluded)."""
+    logs = Path(root) / LOGS_DIRNAME
+    try:
+        stages = [e for e in os.scandir(logs) if e.name[:1].isalnum() and e.is_dir(follow_symlinks=False)]
+    except FileNotFoundError:
+        return
+    for st in stages:
+        side: dict[str, tuple[int, int]] = {}
+        base = st.path + os.sep
+        dirs = []
+        with os.scandir(st.path) as it:
+            for e in it:
+                if e.name.startswith("."):
+                    if e.name.endswith(notes_mod.SUFFIX):
+                        s = e.stat(follow_symlinks=False)
+                        side[e.name[1:-len(notes_mod.SUFFIX)]] = (s.st_mtime_ns, s.st_size)
+                elif e.is_dir(follow_symlinks=False):
+                    dirs.append(e.name)
+        for name in dirs:
+            yield st.name, name, _stamp(_stat(f"{base}{name}/runtime_meta.json"), side.get(name))
+
+
+def refresh(conn: sqlite3.Connection, root: Path) -> int:
+    """Bring the index in line with the folders; returns how many rows were (re)read or dropped."""
+    known = dict(conn.execute("SELECT stage || '/' || run_id, stamp FROM runs"))
+    for (key,) in conn.execute("SELECT stage || '/' || run_id FROM runs WHERE status = 'running'"):
+        known[key] = None  # re-read: a running run may since have ended or died
+    stale, seen = [], set()
+    for stage, run_id, stamp in _scan(root):
+        key = f"{stage}/{run_id}"
+        seen.add(key)
+        if known.get(key) != stamp:
+            stale.append((stage, run_id))
+    gone = [tuple(k.split("/", 1)) for k in known if k not in seen]
+    if not stale and not gone:
+        return 0
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for stage, run_id in stale:
+            _put(conn, _row(Path(root), Path(root) / LOGS_DIRNAME / stage / run_id, conn))
+        _drop(conn, gone)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return len(stale) + len(gone)
+
+
+def upsert(conn: sqlite3.Connection, root: Path, run_dir: Path) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        _put(conn, _row(Path(root), Path(run_dir), conn))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def forget(conn: sqlite3.Connection, stage: str, run_id: str) -> None:
+    _drop(conn, [(stage, run_id)])
+
+
+def index_run(root: Path, run_dir: Path) -> None:
+    """A run's last act: its row, in one transaction. Never fails the run (the next reader
+    rebuilds what is missing)."""
+    try:
+        using(root, lambda conn: upsert(conn, root, run_dir), refreshed=False)
+    except Exception as exc:  # noqa: BLE001 - the folder is the truth; the index catches up on read
+        # info, not warning: a run's stderr holds its own error line only (the next reader re-reads the folder)
+        log.info("run index not updated for %s: %s", run_dir, exc)
+
+
+def latest(root: Path, stage: str, n: int) -> list[Path]:
+    """The n most recent run folders of a stage, oldest first, ordered as src.compare orders them."""
+    def q(conn: sqlite3.Connection) -> list[Path]:
+        rows = conn.execute("SELECT folder FROM runs WHERE stage = ? ORDER BY coalesce(started_at, '') DESC, "
+                            "run_id DESC LIMIT ?", (stage, n)).fetchall()
+        return [Path(root) / f for (f,) in reversed(rows)]
+    return using(root, q)
