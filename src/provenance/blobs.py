@@ -18,6 +18,8 @@ import json
 import os
 from pathlib import Path
 
+from src.provenance.digests import file_digest_and_size
+
 READ_ONLY = 0o444  # DVC makes cache objects read-only: a link to one cannot be edited in place
 
 
@@ -75,12 +77,8 @@ def object_path(cache: Path, md5: str) -> Path:
 
 
 def md5_file(path: Path) -> tuple[str, int]:
-    h, size = hashlib.md5(), 0
-    with open(path, "rb", buffering=0) as fh:
-        while chunk := fh.read(1 << 22):
-            h.update(chunk)
-            size += len(chunk)
-    return h.hexdigest(), size
+    """MD5 (DVC's object name) of a file and its size."""
+    return file_digest_and_size(path, "md5")
 
 
 def _store(cache: Path, md5: str, write) -> None:  # type: ignore[no-untyped-def]

@@ -14,14 +14,20 @@ def xxh3_file(path: Path) -> str:
     return xxhash.xxh3_128_hexdigest(Path(path).read_bytes())
 
 
-def sha256_and_size(path: str | os.PathLike[str]) -> tuple[str, int]:
-    """SHA-256 (hex) of a file's bytes, read in 1 MiB blocks (memory stays flat), and how many were read."""
-    h, size = hashlib.sha256(), 0
+def file_digest_and_size(path: str | os.PathLike[str], algorithm: str = "sha256") -> tuple[str, int]:
+    """Digest (hex) of a file's bytes with a hashlib algorithm, read in 1 MiB blocks (memory stays
+    flat), and how many bytes were read."""
+    h, size = hashlib.new(algorithm), 0
     with open(path, "rb", buffering=0) as fh:
         while block := fh.read(1 << 20):
             h.update(block)
             size += len(block)
     return h.hexdigest(), size
+
+
+def sha256_and_size(path: str | os.PathLike[str]) -> tuple[str, int]:
+    """SHA-256 (hex) of a file's bytes and its size."""
+    return file_digest_and_size(path, "sha256")
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:

@@ -7,15 +7,12 @@ params.yaml, provenance.json, metrics.json) that differ are reported beside it.
 from __future__ import annotations
 
 import hashlib
-import platform
-import sys
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from src.compare.firstdiff import first_difference
 from src.provenance.outputs import INPUT_DESCRIPTIONS, diff_digests, differing_results
-from src.provenance.record import KEY_PACKAGES
+from src.provenance.record import environment
 from src.reproduce.source import Recorded
 
 
@@ -56,14 +53,9 @@ def judge(rec: Recorded, rerun_dir: Path, rerun: dict[str, str]) -> dict[str, An
 
 
 def environment_now() -> dict[str, Any]:
-    versions = {}
-    for pkg in KEY_PACKAGES:
-        try:
-            versions[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            versions[pkg] = None
-    return {"python": sys.version.split()[0], "implementation": platform.python_implementation(),
-            "platform": platform.platform(), "machine": platform.machine(), "packages": versions}
+    """This interpreter's environment as the record writes it, without what never compares (host, executable)."""
+    env = environment()
+    return {k: env[k] for k in ("python", "implementation", "platform", "machine", "packages")}
 
 
 def environment_diff(recorded: dict[str, Any]) -> list[dict[str, Any]]:

@@ -72,7 +72,7 @@ def write_plot_data(plots_dir: Path, trades: list[dict], tap: SpreadTap, simulat
 
     ts = np.concatenate(tap.t_s) if tap.t_s else np.empty(0)
     prem = np.concatenate(tap.premium_bps) if tap.premium_bps else np.empty(0)
-    rows = [f"t_s,premium_bps,symbol"] + [f"{_fmt(a)},{_fmt(b)},{tap.symbol}" for a, b in zip(ts.tolist(), prem.tolist())]
+    rows = ["t_s,premium_bps,symbol"] + [f"{_fmt(a)},{_fmt(b)},{tap.symbol}" for a, b in zip(ts.tolist(), prem.tolist())]
     write_text_atomic(plots_dir / "spread.csv", "\n".join(rows) + "\n")
 
     at = {float(a): float(b) for a, b in zip(ts.tolist(), prem.tolist())}
