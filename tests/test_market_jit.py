@@ -141,7 +141,8 @@ def test_compiled_generator_is_bit_identical_across_cpus_and_has_no_fma(tmp_path
     for name, extra in runs:
         shutil.rmtree(repo / ".cache", ignore_errors=True)  # compile fresh: asm exists only for code compiled here
         proc = subprocess.run([sys.executable, "probe.py", json.dumps(CASES)], cwd=repo, capture_output=True,
-                              text=True, env={**dispatch.env_for(extra), **{"PYTHONPATH": ""}}, timeout=900)
+                              text=True, env={**dispatch.env_for(extra), **{"PYTHONPATH": "", "KERNEL_AOT": "0"}},
+                              timeout=900)  # numba's JIT here; test_aot.py: the ahead-of-time module
         assert proc.returncode == 0, (name, proc.stderr[-3000:])
         figures[name] = json.loads(proc.stdout.strip().splitlines()[-1])
     assert len(figures) >= 2
