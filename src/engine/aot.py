@@ -75,6 +75,7 @@ def _build(dest: Path) -> dict[str, Any]:
     manifest = {"module": MODULE, "file": _so_name(), "sha256": _sha256(so), "key": key()["key"],
                 "build_s": round(time.perf_counter() - t0, 3), **json.loads(proc.stdout.strip().splitlines()[-1])}
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    tmp.chmod(0o755)  # mkdtemp's 0700 would hide the cache from other users of the checkout
     try:
         os.replace(tmp, dest)  # atomic; fails if another process put its build there first
     except OSError:
