@@ -25,13 +25,15 @@ def _py(code: str, cwd: Path = REPO, **env: str) -> dict:
 
 
 _LOAD = r"""
-import json, resource, sys
+import json, sys
 sys.path.insert(0, ".")
 from src.engine import aot
 e = aot.engine()
+# peak RSS of this process image (VmHWM; ru_maxrss keeps the forking parent's peak across exec)
+hwm = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:")) / 1024
 print(json.dumps({"aot": e.aot, "numba": "numba" in sys.modules, "llvmlite": "llvmlite" in sys.modules,
                   "record": aot.record(), "key": aot.key(), "mod": sys.modules[aot.MODULE].__file__,
-                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "rss_mb": hwm}))
 """
 
 
