@@ -112,6 +112,7 @@ def module() -> ModuleType | None:
                 dest, built = folder(), False
                 try:
                     if not (dest / "manifest.json").is_file():
+                        log.info("building the compiled engine for key %s once (numba.pycc, ~15 s)", key()["key"])
                         _build(dest)
                         built = True
                     _state["module"], rec = _load(dest)
