@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import resource
 import shutil
 import statistics
@@ -36,13 +37,13 @@ DENSE = ["stage=longrun-24h", "stage.duration_s=21600", "risk.daily_loss_limit_u
 # name -> (overrides, engines on the whole session, reference slice duration or None for the whole)
 WORKLOADS: dict[str, tuple[list[str], tuple[str, ...], float | None]] = {
     "smoke": (["stage=d92-5"], ("kernel", "fast", "reference"), None),
-    "dense 6h": (DENSE, ("kernel", "fast"), 900.0),
-    "longrun 24h": (["stage=longrun-24h"], ("kernel", "fast"), 3600.0),
+    "dense 6h": (DENSE, ("kernel", "kernel-jit", "fast"), 900.0),
+    "longrun 24h": (["stage=longrun-24h"], ("kernel", "kernel-jit", "fast"), 3600.0),
 }
 QUICK: dict[str, tuple[list[str], tuple[str, ...], float | None]] = {
     "smoke": (["stage=d92-5"], ("kernel", "fast", "reference"), None),
     "dense 30min": (["stage=longrun-24h", "stage.duration_s=1800", "risk.daily_loss_limit_usd=1e12"],
-                    ("kernel", "fast"), 120.0),
+                    ("kernel", "kernel-jit", "fast"), 120.0),
 }
 
 
@@ -92,7 +93,9 @@ def old_fast_checkout(dest: Path) -> Path | None:
 
 
 def child(engine: str, root: Path, overrides: list[str]) -> dict[str, Any]:
-    """One engine on one workload, in this (fresh) process."""
+    """One engine on one workload, in this (fresh) process. kernel: the ahead-of-time module
+    (src/engine/aot.py, no numba); kernel-jit: the same code through numba's JIT (KERNEL_AOT=0)."""
+    os.environ["KERNEL_AOT"] = "0" if engine == "kernel-jit" else "1"
     sys.path.insert(0, str(root))
     from src.config.loader import load_config
     from src.engine.loop import EngineParams, run_session
@@ -106,11 +109,11 @@ def child(engine: str, root: Path, overrides: list[str]) -> dict[str, Any]:
     out = Path(tempfile.mkdtemp()) / "trades.jsonl"
     sink = JsonlAppender(out)
     load_s = 0.0
-    if engine == "kernel":
+    if engine in ("kernel", "kernel-jit"):
         t0 = time.perf_counter()
         from src.engine.kernel_run import run_session_kernel, warm_up
 
-        warm_up()  # import numba, load (or compile) every compiled function, as a run does in a thread
+        warm_up()  # load (kernel-jit: import numba, load or compile) every compiled function, as a run does
         load_s = time.perf_counter() - t0
 
         def run() -> Any:
@@ -190,7 +193,7 @@ def main() -> int:
     repeat = args.repeat or (1 if args.quick else 3)
     with tempfile.TemporaryDirectory() as tmp:
         old = old_fast_checkout(Path(tmp))
-        roots = {"kernel": ROOT, "reference": ROOT, "fast": old}
+        roots = {"kernel": ROOT, "kernel-jit": ROOT, "reference": ROOT, "fast": old}
         if old is None:
             print(f"fast (retired): not run, no git history in {ROOT} to restore it from")
         print(f"engine benchmark: median of {repeat} fresh process(es) per row; Mst = million symbol-ticks; "
@@ -218,6 +221,10 @@ def main() -> int:
             def rate(m: dict[str, Any]) -> float:
                 return m["symbol_ticks"] / m["engine_s"] / 1e6
             vs = f"fast (retired) {rate(f):.2f} Mst/s -> {rate(k) / rate(f):.1f}x" if f else "fast (retired) not run"
+            j = by.get(("kernel-jit", False))
+            if j is not None:
+                vs += (f"; kernel-jit {rate(j):.1f} Mst/s, load {j['load_s']:.3f} s, RSS {j['peak_rss_mb']:.0f} MB"
+                       f" (kernel RSS {k['peak_rss_mb']:.0f} MB)")
             summary.append(f"{name}: kernel {rate(k):.1f} Mst/s, {vs}; reference {rate(ref):.2f} Mst/s"
                            + (f" (on a {slice_s:g} s slice)" if sliced else "")
                            + f"; kernel load {k['load_s']:.3f} s per process; same trades: yes")

@@ -8,16 +8,18 @@ and draws every chunk the engine would ask for (3600 ticks), writing nothing. Fi
 and CPU seconds of generation alone, million symbol-ticks per second, peak RSS of the
 process. v1 is benchmarks/_synthetic_v1.py, the generator before cross-CPU bit-identity
 (numpy's exp/log and standard_normal); v2 is src/market/synthetic.py with its compiled block
-generator (src/market/synth_jit.py, numba's import and the cache load included), "v2 numpy"
-the same generator's numpy path (same bits; what sessions below 200,000 symbol-ticks use),
-"v2 warm" the compiled generator with numba and its cached code loaded before the clock
-starts (a run's warm-up thread loads them while it records provenance; the engine's kernel
-needs numba anyway from the same size up).
+generator (src/market/synth_jit.py's block in the ahead-of-time module of src/engine/aot.py,
+its load included; no numba), "v2 numpy" the same generator's numpy path (same bits; what
+sessions below 200,000 symbol-ticks use), "v2 warm" the ahead-of-time module loaded before the
+clock starts, "v2 jit warm" numba's JIT of the same block (KERNEL_AOT=0) with numba and its
+cached code loaded before the clock starts (the previous default: a run's warm-up thread
+loaded them while it recorded provenance).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -40,10 +42,14 @@ def child(version: str, overrides: list[str]) -> dict:
     else:
         from src.market.synthetic import SyntheticMarket
     cfg = load_config(overrides, ROOT).cfg
-    if version == "v2-warm":  # numba and the cached generator loaded first, as a run's warm-up thread does
+    if version == "v2-jit-warm":  # numba and the cached generator loaded first, as a run's warm-up thread did
         from src.market import synth_jit
 
         synth_jit.warm_up()
+    elif version == "v2-warm":  # the ahead-of-time module loaded first
+        from src.engine import aot
+
+        aot.engine()
     t0, c0 = time.perf_counter(), time.process_time()
     kw = {} if version == "v1" else {"compiled": version != "v2-numpy"}
     market = SyntheticMarket(cfg.market, cfg.universe_specs, cfg.seed, cfg.stage.n_ticks, cfg.stage.tick_s, **kw)
@@ -64,11 +70,12 @@ def main() -> int:
         return 0
     overrides = QUICK if args.quick else FULL
     repeat = args.repeat or (1 if args.quick else 3)
-    runs: dict[str, list[dict]] = {"v1": [], "v2-numpy": [], "v2": [], "v2-warm": []}
+    runs: dict[str, list[dict]] = {"v1": [], "v2-numpy": [], "v2-jit-warm": [], "v2": [], "v2-warm": []}
     for _ in range(repeat):  # taking turns, so a burst of load on a shared machine hits both alike
         for version in runs:
+            env = {**os.environ, "KERNEL_AOT": "0" if version == "v2-jit-warm" else "1"}
             out = subprocess.run([sys.executable, __file__, "--child", version, *overrides], cwd=ROOT,
-                                 capture_output=True, text=True, check=True)
+                                 capture_output=True, text=True, check=True, env=env)
             runs[version].append(json.loads(out.stdout.strip().splitlines()[-1]))
     print(f"market generation ({' '.join(overrides)}): median of {repeat} fresh process(es)")
     print(f"{'generator':<14}{'Mst':>8}{'wall s':>9}{'cpu s':>9}{'Mst/s':>9}{'RSS MB':>9}")
@@ -77,10 +84,11 @@ def main() -> int:
         m = {k: statistics.median(r[k] for r in rs) for k in ("wall_s", "cpu_s", "peak_rss_mb")}
         m["symbol_ticks"] = rs[0]["symbol_ticks"]
         med[version] = m
-        name = {"v1": "synthetic-v1", "v2-numpy": "v2 numpy", "v2": "synthetic-v2", "v2-warm": "v2 warm"}[version]
+        name = {"v1": "synthetic-v1", "v2-numpy": "v2 numpy", "v2-jit-warm": "v2 jit warm", "v2": "synthetic-v2",
+                "v2-warm": "v2 warm"}[version]
         print(f"{name:<14}{m['symbol_ticks'] / 1e6:>8.3f}{m['wall_s']:>9.3f}{m['cpu_s']:>9.3f}"
               f"{m['symbol_ticks'] / m['wall_s'] / 1e6:>9.2f}{m['peak_rss_mb']:>9.0f}")
-    for version in ("v2-numpy", "v2", "v2-warm"):
+    for version in ("v2-numpy", "v2-jit-warm", "v2", "v2-warm"):
         print(f"{version} / v1 speed: {med['v1']['wall_s'] / med[version]['wall_s']:.2f}x wall, "
               f"{med['v1']['cpu_s'] / med[version]['cpu_s']:.2f}x cpu")
     return 0

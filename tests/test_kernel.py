@@ -118,7 +118,7 @@ def test_kernel_cache_lives_outside_the_purged_tree() -> None:
     info = jitcache.cache_key()
     assert info["dir"] == f".cache/numba/{info['key']}"
     assert set(info["sources"]) == {"src/engine/kernel.py", "src/engine/kernel_json.py", "src/engine/records.py",
-                                    "src/market/synth_jit.py"}
+                                    "src/engine/kernel_layout.py", "src/engine/aot_build.py", "src/market/synth_jit.py"}
     assert os.environ["NUMBA_CACHE_DIR"] == str(REPO / info["dir"])
     assert kernel.run_ticks.stats.cache_path == str(REPO / info["dir"])
     assert {".cache/", "/.cache/"} & set((REPO / ".gitignore").read_text().split())
@@ -192,8 +192,8 @@ def test_kernel_is_bit_identical_across_cpus_and_has_no_fma(tmp_path: Path) -> N
         shutil.rmtree(repo / ".cache", ignore_errors=True)  # compile fresh: asm exists only for code compiled
         # in-process
         proc = subprocess.run([sys.executable, "probe.py", *args], cwd=repo, capture_output=True, text=True,
-                              env=clean_env(**extra), timeout=600)
-        assert proc.returncode == 0, proc.stderr
+                              env=clean_env(KERNEL_AOT="0", **extra), timeout=600)  # numba's JIT (test_aot.py: the
+        assert proc.returncode == 0, proc.stderr  # ahead-of-time module, built for a generic CPU)
         figures.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     assert all(f["misses"] > 0 for f in figures)  # really compiled, not loaded
     assert all(f["fma"] == 0 for f in figures), figures
@@ -219,6 +219,9 @@ def test_an_edit_keeping_size_and_mtime_recompiles_and_results_follow(repo: Path
     k1 = load_json(run_dir_of(first, repo) / "runtime_meta.json")["engine"]["kernel"]
     k2 = load_json(run_dir_of(second, repo) / "runtime_meta.json")["engine"]["kernel"]
     assert k1["cache"]["key"] != k2["cache"]["key"] and k2["cache_misses"] > 0
+    # the ahead-of-time module (aot.py) was rebuilt from the edited source, under the new key: another file
+    assert k2["aot"]["used"] and k2["aot"]["built"] and k2["aot"]["sha256"] != k1["aot"]["sha256"]
+    assert k2["aot"]["path"] == f'{k2["cache"]["dir"]}/aot/{k2["aot"]["file"]}'
     spreads = [json.loads(line)["entry_spread_bps"] for line in
                (run_dir_of(second, repo) / "trades.jsonl").read_text().splitlines()]
     assert spreads and all(round(x, 1) == x for x in spreads)
@@ -227,6 +230,7 @@ def test_an_edit_keeping_size_and_mtime_recompiles_and_results_follow(repo: Path
     third = run_cli(repo, "stage=d92-5", "engine=kernel", "run.id=c")  # and the edited kernel is cached from now on
     k3 = load_json(run_dir_of(third, repo) / "runtime_meta.json")["engine"]["kernel"]
     assert k3["cache"]["key"] == k2["cache"]["key"] and k3["cache_misses"] == 0 and k3["cache_hits"] > 0
+    assert k3["aot"] == {**k2["aot"], "built": False, "load_s": k3["aot"]["load_s"]}
 
 
 def test_kernel_writes_the_golden_smoke(repo: Path) -> None:

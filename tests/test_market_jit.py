@@ -41,16 +41,18 @@ def _bytes(m: SyntheticMarket, chunk: int) -> dict[str, bytes]:
 
 
 def test_compiled_generator_gives_the_numpy_paths_bits() -> None:
-    from src.market import synth_jit
+    from src.engine import aot
 
+    eng = aot.engine()  # the ahead-of-time module's block (synth_jit.block compiled by aot_build.py)
+    assert eng.aot
     calls = []
-    block = synth_jit.block
+    block = eng.block
 
     def counting(*args):  # counts the reruns of a block whose retry pool had to grow
         calls.append(block(*args))
         return calls[-1]
 
-    synth_jit.block = counting
+    eng.block = counting
     try:
         for name, ov in CASES.items():
             ref = _bytes(_market(ov, compiled=False), 3600)
@@ -58,7 +60,7 @@ def test_compiled_generator_gives_the_numpy_paths_bits() -> None:
                 got = _bytes(_market(ov, compiled=True), chunk)
                 assert [f for f in FIELDS if got[f] != ref[f]] == [], (name, chunk)
     finally:
-        synth_jit.block = block
+        eng.block = block
     assert any(c >= 0 for c in calls)  # the pool-growth path ran (and still gave the same bits)
 
 
@@ -141,7 +143,8 @@ def test_compiled_generator_is_bit_identical_across_cpus_and_has_no_fma(tmp_path
     for name, extra in runs:
         shutil.rmtree(repo / ".cache", ignore_errors=True)  # compile fresh: asm exists only for code compiled here
         proc = subprocess.run([sys.executable, "probe.py", json.dumps(CASES)], cwd=repo, capture_output=True,
-                              text=True, env={**dispatch.env_for(extra), **{"PYTHONPATH": ""}}, timeout=900)
+                              text=True, env={**dispatch.env_for(extra), **{"PYTHONPATH": "", "KERNEL_AOT": "0"}},
+                              timeout=900)  # numba's JIT here; test_aot.py: the ahead-of-time module
         assert proc.returncode == 0, (name, proc.stderr[-3000:])
         figures[name] = json.loads(proc.stdout.strip().splitlines()[-1])
     assert len(figures) >= 2

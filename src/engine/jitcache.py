@@ -24,7 +24,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 # every file the njit code compiles from (records.py: the codes and trade fields the kernel freezes in)
-KERNEL_SOURCES = tuple(Path(__file__).resolve().with_name(f) for f in ("kernel.py", "kernel_json.py", "records.py")) + (
+# (kernel_layout.py: the layouts it freezes; aot_build.py: how the ahead-of-time module is built, aot.py)
+KERNEL_SOURCES = tuple(Path(__file__).resolve().with_name(f) for f in (
+    "kernel.py", "kernel_json.py", "records.py", "kernel_layout.py", "aot_build.py")) + (
     ROOT / "src" / "market" / "synth_jit.py",)  # the market's compiled block generator
 CACHE_ROOT = ROOT / ".cache" / "numba"
 
@@ -48,15 +50,17 @@ def cache_key() -> dict[str, Any]:
     return _state["key"]
 
 
-def compute_key(paths: tuple[Path, ...], root: Path) -> dict[str, Any]:
-    """SHA-256 of the sources' bytes (never their mtime or size), versions, CPU -> a 32-hex key."""
+def compute_key(paths: tuple[Path, ...], root: Path, cpu: tuple[str, str] | None = None) -> dict[str, Any]:
+    """SHA-256 of the sources' bytes (never their mtime or size), versions, CPU -> a 32-hex key.
+
+    cpu: (name, features) the code is built for; None: what Numba's JIT compiles for here."""
     h = hashlib.sha256()
     sources = {}
     for p in paths:
         sources[p.relative_to(root).as_posix()] = hashlib.sha256(p.read_bytes()).hexdigest()
-    cpu_name, cpu_features = _cpu()
+    cpu_name, cpu_features = cpu if cpu is not None else _cpu()
     parts = {"sources": sources, "numba": metadata.version("numba"), "llvmlite": metadata.version("llvmlite"),
-             "python": platform.python_version(), "cpu_name": cpu_name,
+             "python": platform.python_version(), "machine": platform.machine(), "cpu_name": cpu_name,
              "cpu_features_sha256": hashlib.sha256(cpu_features.encode()).hexdigest()}
     for k in sorted(parts):
         h.update(f"{k}={parts[k]!r}\n".encode())

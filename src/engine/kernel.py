@@ -25,19 +25,14 @@ from numba import njit  # noqa: E402
 # exit reasons, time-limit kinds, rejection counters, zone and direction codes: ints Numba freezes
 from src.engine.records import (BUY_KRW_SELL_USDT, COST_FLOOR, HARD, INSUFFICIENT_DEPTH, KILL_SWITCH,  # noqa: E402
                                 MAX_OPEN_POSITIONS, NO_EXIT, NO_KIND, OUTSIDE_ZONE, OUTSIDE_ZONES, SELL_KRW_BUY_USDT,
-                                SOFT, SPREAD_REVERSAL, STOP_LOSS, TAKE_PROFIT, TIME_LIMIT, TRADE_FIELDS)
+                                SOFT, SPREAD_REVERSAL, STOP_LOSS, TAKE_PROFIT, TIME_LIMIT)
 
-# ints of the session state: trades, entry signals, market updates, ticks, days known, open positions
-N_TRADES, SIGNALS, UPDATES, TICKS, N_DAYS, N_OPEN = 0, 1, 2, 3, 4, 5
-# params: fees, cost floor, risk, book
-USDT_FEE, KRW_FEE, RT_FEE, FLOOR_MULT, NOTIONAL, MAX_OPEN, LOSS_LIMIT, MIN_FILL, LEVELS, STEP, GROWTH, \
-    DEPTH_NUM, DEPTH_DEN = range(13)
-# per-symbol open position (floats): entry time, spread, legs, fx, target qty
-P_T, P_SPREAD, P_QTY, P_USDT, P_KRW, P_SLIP_USDT, P_SLIP_KRW, P_FX, P_TARGET = range(9)
-
-# one trade (records.TRADE_FIELDS): the integer codes first, then the float64 values
-TRADE_DT = np.dtype([(f.name, f.stored) for f in TRADE_FIELDS if f.stored not in ("", "f8")]
-                    + [(f.name, f.stored) for f in TRADE_FIELDS if f.stored == "f8"])
+# the state, params and position layouts and the trade record (kernel_layout.py: no numba there, so the
+# Python layer and the ahead-of-time build (aot.py) read them without importing numba)
+from src.engine.kernel_layout import (DEPTH_DEN, DEPTH_NUM, FLOOR_MULT, GROWTH, KRW_FEE, LEVELS,  # noqa: E402,F401
+                                      LOSS_LIMIT, MAX_OPEN, MIN_FILL, N_DAYS, N_OPEN, N_TRADES, NOTIONAL,
+                                      P_FX, P_KRW, P_QTY, P_SLIP_KRW, P_SLIP_USDT, P_SPREAD, P_T, P_TARGET,
+                                      P_USDT, RT_FEE, SIGNALS, STEP, TICKS, TRADE_DT, UPDATES, USDT_FEE)
 
 _TWO53 = 9007199254740992.0
 

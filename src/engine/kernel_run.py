@@ -14,6 +14,7 @@ JsonlAppender writes).
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 from typing import Any, Callable
 
 import numpy as np
@@ -28,9 +29,10 @@ from src.market.tape import Market
 
 
 def _k() -> Any:
-    from src.engine import kernel  # numba: only on this path
+    """The layouts and compiled entry points: the ahead-of-time module (no numba) or the @njit ones."""
+    from src.engine import aot
 
-    return kernel
+    return aot.engine()
 
 
 _WARM: dict[str, float] = {}
@@ -45,20 +47,37 @@ def warm_up() -> None:
     """Load (or, the first time ever, compile) every compiled function with tiny inputs of the
     real types, so none of that lands inside the session. Safe to run in a thread."""
     t0 = time.perf_counter()
-    kn = _k()
+    _warm(_k())
+    _WARM.setdefault("warm_up_s", time.perf_counter() - t0)
+
+
+def warm_jit() -> None:
+    """The @njit functions themselves, typed with the real argument types (aot_build.py's signatures)."""
+    from src.engine import kernel, kernel_json
+
+    _warm(SimpleNamespace(**vars(kernel), format_lines=kernel_json.format_lines))
+
+
+def _warm(kn: Any) -> None:
     f1, i1, z = np.zeros(1), np.zeros(1, dtype=np.int64), _ro(np.full((1, 1), np.nan))  # no valid quote
     trades = np.zeros(4, dtype=kn.TRADE_DT)
     kn.run_ticks(0, 1, _ro(f1), i1, _ro(f1), z, z, z, z, z, z, np.zeros(13), np.zeros((1, 1, 5)), i1, np.zeros((1, 3)),
                  np.zeros(6, dtype=np.int64), np.zeros(5, dtype=np.int64), np.full(1, np.nan),
                  np.zeros((1, 3), dtype=np.int64), np.zeros((1, 9)), np.zeros((1, 7)), i1, f1, trades, False)
     kn.mark_to_market(np.ones(9), 1, np.ones(7), np.ones(13))
-    kernel_trades.warm_up()
-    _WARM.setdefault("warm_up_s", time.perf_counter() - t0)
+    kernel_trades.warm_up(kn.format_lines)
 
 
 def compile_record() -> dict[str, Any]:
     """The kernel's cache key (jitcache.py) and how many of its functions this process compiled
-    (cache misses) rather than loaded from `.cache/numba/<key>/` (cache hits)."""
+    (cache misses) rather than loaded from `.cache/numba/<key>/` (cache hits). With the
+    ahead-of-time module (aot.py): its key, path and SHA-256; one miss if this process built it."""
+    from src.engine import aot
+
+    rec = aot.record()
+    if rec.get("used"):
+        return {"cache": aot.key(), "aot": rec, "cache_hits": 0 if rec["built"] else 1,
+                "cache_misses": 1 if rec["built"] else 0, "load_s": round(_WARM.get("warm_up_s", 0.0), 6)}
     from src.engine import jitcache, kernel, kernel_json
 
     hits = misses = 0
@@ -68,7 +87,7 @@ def compile_record() -> dict[str, Any]:
             if stats is not None and hasattr(stats, "cache_hits"):
                 hits += sum(stats.cache_hits.values())
                 misses += sum(stats.cache_misses.values())
-    return {"cache": jitcache.cache_key(), "cache_hits": hits, "cache_misses": misses,
+    return {"cache": jitcache.cache_key(), "aot": rec, "cache_hits": hits, "cache_misses": misses,
             "load_s": round(_WARM.get("warm_up_s", 0.0), 6)}
 
 

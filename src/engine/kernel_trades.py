@@ -100,7 +100,7 @@ class KernelTrades:
         n = len(self)
         if not n:
             return b""
-        from src.engine import kernel_json
+        from src.engine import aot
 
         rec, n_sym = self.rec, len(self.symbols)
         tab, tab_off, zone_base, width, longest = self._tables()
@@ -119,7 +119,7 @@ class KernelTrades:
             vals[:, j] = rec[k]
         out = np.empty(n * longest, dtype=np.uint8)  # its own buffer: the caller may keep the view
         ends = np.empty(n, dtype=np.int64)
-        size = kernel_json.format_lines(vals, _HINTS, _KINDS_ARR, sidx, tab, tab_off, _KEY_BYTES, _KEY_OFF, out, ends)
+        size = aot.engine().format_lines(vals, _HINTS, _KINDS_ARR, sidx, tab, tab_off, _KEY_BYTES, _KEY_OFF, out, ends)
         if (ends >= 0).all():
             return memoryview(out[:size])  # written as is: no copy of what may be megabytes
         parts, a = [], 0
@@ -144,10 +144,8 @@ class KernelTrades:
         return repr(self.dicts())
 
 
-def warm_up() -> None:
+def warm_up(format_lines: Any) -> None:
     """Load (or, the first time ever, compile) the compiled printer with tiny inputs of the real types."""
-    from src.engine import kernel_json
-
-    kernel_json.format_lines(np.zeros((1, len(FLOAT_FIELDS))), _HINTS, _KINDS_ARR, np.zeros((1, 6), dtype=np.int64),
+    format_lines(np.zeros((1, len(FLOAT_FIELDS))), _HINTS, _KINDS_ARR, np.zeros((1, 6), dtype=np.int64),
                              np.frombuffer(b"x", dtype=np.uint8), np.zeros(2, dtype=np.int64), _KEY_BYTES, _KEY_OFF,
                              np.zeros(1024, dtype=np.uint8), np.zeros(1, dtype=np.int64))

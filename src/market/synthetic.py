@@ -186,7 +186,9 @@ class SyntheticMarket:
 
     def _blocks_jit(self) -> Iterator[dict[str, np.ndarray]]:
         """The same blocks from the compiled generator (synth_jit.block): same words, same bits."""
-        from src.market import synth_jit  # numba: imported only when used
+        from src.engine import aot  # the ahead-of-time module (no numba), or synth_jit's @njit block
+
+        block = aot.engine().block
 
         spec, n_sym, g_len = self.spec, len(self.symbols), BLOCK
         main = [_rng(self.seed, s, _MAIN) for s in self.symbols]
@@ -214,7 +216,7 @@ class SyntheticMarket:
             have = np.full(n_sym, 2 * _POOL, dtype=np.int64)
             fx, fx_now = _fx_block(spec, fx_main, fx_retry, fx_now, k["fx_sd"], g_len)
             out = np.empty((6, g_len, n_sym))
-            while (short := synth_jit.block(mw, rw, have, cap, 2 * _POOL, tabs, p, jump_thr, k["apow"], sym, fx,
+            while (short := block(mw, rw, have, cap, 2 * _POOL, tabs, p, jump_thr, k["apow"], sym, fx,
                                             work, out)) >= 0:
                 # symbol `short` needs cap[short] retry words, as the numpy pool would have drawn: draw, rerun
                 extra = int(cap[short] - have[short]) // 2

@@ -39,10 +39,13 @@ def warm_kernel(market_too: bool = False) -> threading.Thread:
             from src.engine.kernel_run import warm_up
 
             warm_up()
-            if market_too:
-                from src.market import synth_jit
+            if market_too:  # the ahead-of-time module holds the market's block too
+                from src.engine import aot
 
-                synth_jit.warm_up()
+                if not aot.engine().aot:
+                    from src.market import synth_jit
+
+                    synth_jit.warm_up()
         except Exception:  # noqa: BLE001 - re-raised by the engine's own import/call
             log.debug("kernel warm-up failed", exc_info=True)
     thread = threading.Thread(target=run, name="kernel-warm-up", daemon=True)
