@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 from src.config.loader import compose_config, from_composed
 from src.provenance.purge import purge_bytecode
-from src.runs.execute import execute
+from src.runner.execute import execute
 root = Path('.').resolve()
 overrides = ['stage=d92-5', 'stage.duration_s=10']
 cfg, choices = compose_config(root, overrides)
