@@ -140,12 +140,24 @@ def _stamp(meta: tuple[int, int] | None, notes: tuple[int, int] | None) -> str:
     return f"{meta}|{notes}"
 
 
+def _record_stat(folder: str, lock: tuple[int, int] | None) -> Any:
+    """The record's mtime and size; for a folder without one (a DVC stage's committed output,
+    src/compare/committed.py), those of the files it is read from and of dvc.lock, its seal: a
+    `git checkout` or `dvc pull` changes them."""
+    st = _stat(f"{folder}/runtime_meta.json")
+    if st is not None:
+        return st
+    return ("no record", *(_stat(f"{folder}/{n}") for n in ("kpi_summary.json", "provenance.json", "trades.jsonl")),
+            lock)
+
+
 def _row(root: Path, run_dir: Path, conn: sqlite3.Connection) -> dict[str, Any]:
     """Read one run folder into an index row (and its config groups into blobs)."""
     from src.compare.diff import flatten, summary_row
     from src.compare.load import RunNotFound, damaged, read_folder
 
     meta_st, notes_st = _stat(os.path.join(run_dir, "runtime_meta.json")), _stat(str(notes_mod.sidecar(run_dir)))
+    rec_st = _record_stat(str(run_dir), _stat(str(Path(root) / "dvc.lock")))
     try:
         rec = read_folder(run_dir, root, verify=False)
     except RunNotFound as exc:
@@ -154,6 +166,8 @@ def _row(root: Path, run_dir: Path, conn: sqlite3.Connection) -> dict[str, Any]:
     summ["exits"] = summ.pop("tp/sl/tl/sr")
     summ["state"], summ["ended_at"] = rec.state, rec.meta.get("ended_at")
     resolved = (rec.meta.get("config") or {}).get("resolved") if rec.state != "damaged" else None
+    if rec.state == "committed":  # no record here: the resolved config of its provenance.json
+        resolved = ((rec.provenance or {}).get("config") or {}).get("resolved")
     run_sec = resolved.get("run") if isinstance(resolved, dict) and isinstance(resolved.get("run"), dict) else {}
     groups: dict[str, str] = {}
     for group, value in (resolved.items() if isinstance(resolved, dict) else ()):
@@ -179,7 +193,7 @@ def _row(root: Path, run_dir: Path, conn: sqlite3.Connection) -> dict[str, Any]:
                notes=json.dumps(ann.notes), tags=json.dumps(ann.tags), config=json.dumps(groups, sort_keys=True),
                kpi_layout=lay, kpi_values=array("d", kpis.values()).tobytes(),
                meta_sha256=meta_sha, meta_mtime_ns=meta_st and meta_st[0], meta_size=meta_st and meta_st[1],
-               stamp=_stamp(meta_st, notes_st))
+               stamp=_stamp(rec_st, notes_st))
     return row
 
 
@@ -197,6 +211,7 @@ def _drop(conn: sqlite3.Connection, keys: list[tuple[str, str]]) -> None:
 def _scan(root: Path) -> Iterator[tuple[str, str, str]]:
     """(stage, run id, stamp) of every run folder under logs/<stage>/ (hidden names excluded)."""
     logs = Path(root) / LOGS_DIRNAME
+    lock = _stat(str(Path(root) / "dvc.lock"))
     try:
         stages = [e for e in os.scandir(logs) if e.name[:1].isalnum() and e.is_dir(follow_symlinks=False)]
     except FileNotFoundError:
@@ -214,7 +229,7 @@ def _scan(root: Path) -> Iterator[tuple[str, str, str]]:
                 elif e.is_dir(follow_symlinks=False):
                     dirs.append(e.name)
         for name in dirs:
-            yield st.name, name, _stamp(_stat(f"{base}{name}/runtime_meta.json"), side.get(name))
+            yield st.name, name, _stamp(_record_stat(f"{base}{name}", lock), side.get(name))
 
 
 def refresh(conn: sqlite3.Connection, root: Path) -> int:

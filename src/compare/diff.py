@@ -10,6 +10,9 @@ from src.engine.records import EXIT_REASONS
 from src.provenance.outputs import INPUT_DESCRIPTIONS, differing_results
 
 UNTRUSTED = ("edited", "damaged")  # states whose files are not what the run wrote
+# shown as the status, with the reason: untrusted, or a DVC stage's committed output without a local
+# record (src/compare/committed.py; a result, checked against dvc.lock)  # hook: leftover
+SHOWN_STATES = (*UNTRUSTED, "committed")
 
 KPI_FIELDS = ("round_trips", "wins", "losses", "win_rate", "total_pnl_krw", "total_pnl_usd", "fx_rate",
               "fees_krw", "slippage_krw", "max_drawdown_krw", "avg_hold_s", "entry_signals", "entries",
@@ -66,8 +69,9 @@ def kpi_canonical(kpis: dict[str, Any] | None) -> str:
 
 
 def shown_status(run: RunRecord) -> str:
-    """`edited` / `damaged` over whatever the record says: such a record is not evidence."""
-    return run.state if run.state in UNTRUSTED else run.status
+    """`edited` / `damaged` over whatever the record says: such a record is not evidence;
+    `committed` for a DVC stage's output that has no record here."""
+    return run.state if run.state in SHOWN_STATES else run.status
 
 
 def results_differ(a: RunRecord, b: RunRecord) -> list[str]:
@@ -111,6 +115,7 @@ def compare_two(a: RunRecord, b: RunRecord) -> dict[str, Any]:
         "nondeterminism": same_fp and bool(differing) and _is_result(a) and _is_result(b),
         "not_results": [r.label for r in (a, b) if not _is_result(r)],
         "edited": [{"run": r.label, "state": r.state, "problems": r.problems} for r in (a, b) if r.state in UNTRUSTED],
+        "committed": [{"run": r.label, "problems": r.problems} for r in (a, b) if r.state == "committed"],
         "config_choices": _changed((pa.get("config") or {}).get("choices") or {}, (pb.get("config") or {}).get("choices") or {}),
         "config_values": _changed(flatten((pa.get("config") or {}).get("resolved") or {}),
                                   flatten((pb.get("config") or {}).get("resolved") or {})),
@@ -140,7 +145,7 @@ def summary_row(run: RunRecord) -> dict[str, Any]:
     return {
         "run": run.label,
         "status": shown_status(run),
-        "problems": run.problems if run.state in UNTRUSTED else [],
+        "problems": run.problems if run.state in SHOWN_STATES else [],
         "started_at": run.meta.get("started_at"),
         "fingerprint": run.fingerprint,
         "zone_profile": choices.get("zone_profile"),

@@ -156,15 +156,21 @@ def read_folder(run_dir: Path, root: Path, label: str | None = None, verify: boo
         return damaged(label, str(exc), meta)
     except (KeyError, TypeError, AttributeError, ValueError) as exc:  # a record too mis-shaped to describe
         return damaged(label, f"runtime_meta.json: malformed ({type(exc).__name__}: {exc})", meta)
-    if record is None:  # every run writes its record before any result: this one was deleted
-        return damaged(label, "runtime_meta.json: missing (deleted after the run, or outputs restored "
-                       "by git/DVC without their record, which git does not track: `dvc repro` remakes it)")
-    ver = verify_run(run_dir, record, prov if prov_p.exists() else None) if verify else _sealed(record)
-    status = _status(meta)
     try:
         kpi_rel = kpi_p.resolve().relative_to(root).as_posix()
     except ValueError:
         kpi_rel = kpi_p.as_posix()
+    if record is None:  # hook: leftover -- a DVC stage's folder as git restores it (src/compare/committed.py)
+        from src.compare import committed
+        found = committed.check(root, run_dir)
+        if found is not None and kpis is not None:  # dvc.lock is written only when the stage succeeded
+            return RunRecord(label, "folder", "completed", kpis, prov, {}, kpi_rel, state=found.state,
+                             problems=found.problems)
+        # every run writes its record before any result: this one was deleted
+        return damaged(label, "runtime_meta.json: missing (deleted after the run; nor is the folder a DVC "
+                       "stage's committed output, whose files dvc.lock lists)")
+    ver = verify_run(run_dir, record, prov if prov_p.exists() else None) if verify else _sealed(record)
+    status = _status(meta)
     return RunRecord(label, "folder", status, kpis, prov, meta, kpi_rel, state=ver.state, problems=ver.problems)
 
 

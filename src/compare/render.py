@@ -43,6 +43,8 @@ def render_pair(r: dict[str, Any], markdown: bool = False) -> str:
         verdict += f"\n{e['state'].upper()}: {e['run']}: {'; '.join(e['problems'])}"
     if r["nondeterminism"]:
         verdict += "  ** NONDETERMINISM: same inputs gave different results **"
+    for c in r.get("committed", ()):
+        verdict += f"\ncommitted: {c['run']}: {'; '.join(c['problems'])}"
     edited = {e["run"] for e in r["edited"]}
     for label in r["not_results"]:
         why = "its files do not match its record" if label in edited else "it is not a completed run"
@@ -86,7 +88,7 @@ def render_table(rows: list[dict[str, Any]], groups: list[dict[str, Any]], markd
         out.append(f"NONDETERMINISM: fingerprint {g['fingerprint']} has {len(g['variants'])} different KPI results: "
                    + "; ".join(", ".join(v) for v in g["variants"]))
     for r in rows:
-        if r["status"] in ("edited", "damaged"):
+        if r["status"] in ("edited", "damaged", "committed"):
             out.append(f"{r['status']}: {r['run']}: {'; '.join(r['problems'])}")
     abandoned = [r["run"] for r in rows if r["status"] == "abandoned"]
     if abandoned:

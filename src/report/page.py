@@ -56,6 +56,9 @@ def _banners(views: Sequence[RunView]) -> str:
         if r.state is None:
             out.append(f'<div class="banner info"><b class="run-label">{esc(v.label)}</b>: read from git '
                        f'({esc(r.source)}), not verified against a run record</div>')
+        elif r.state == "committed":  # src/compare/committed.py: checked against dvc.lock, a result
+            out.append(f'<div class="banner info"><b class="run-label">{esc(v.label)}</b>: committed: '
+                       f'{esc("; ".join(r.problems))}</div>')
         elif status != "completed" or r.state != "intact":
             why = "; ".join(r.problems) if r.state != "intact" else ""
             out.append(f'<div class="banner warn"><b class="run-label">{esc(v.label)}</b>: status {esc(status)}, '
@@ -78,7 +81,7 @@ def headline(views: Sequence[RunView]) -> str:
     for i, v in enumerate(views):
         k, gates = v.kpis, _gates(v)
         passed = None if not gates else all(g.get("passed") is True for g in gates.values())
-        rows.append([f'<td style="background:{_color(i)}"></td>', cell(esc(v.label), "run-label"), esc(v.record.status),
+        rows.append([f'<td style="background:{_color(i)}"></td>', cell(esc(v.label), "run-label"), esc(_status(v)),
                      num(k.get("round_trips")), pct(k.get("win_rate")), _signed(k.get("total_pnl_krw")),
                      _usd(k.get("total_pnl_usd")), money(k.get("fees_krw"), signed=False),
                      money(k.get("slippage_krw"), signed=False), money(k.get("max_drawdown_krw"), signed=False),
@@ -87,6 +90,12 @@ def headline(views: Sequence[RunView]) -> str:
              + "; ".join(f"note: {esc(n)}" for n in v.notes) + ("; " if v.notes and v.tags else "")
              + (f"tags: {esc(', '.join(v.tags))}" if v.tags else "") + "</p>" for v in views if v.notes or v.tags]
     return "<h2>Headline KPIs</h2>" + table(headers, rows) + "".join(_story(v) for v in views) + "".join(notes)
+
+
+def _status(v: RunView) -> str:
+    """As src.compare shows it (src.compare.diff.shown_status): `committed` for a DVC stage's output
+    without a local record."""
+    return "committed" if v.record.state == "committed" else v.record.status
 
 
 def _usd(v: Any) -> str:

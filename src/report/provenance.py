@@ -22,6 +22,8 @@ def _git(view: RunView) -> tuple[str, str]:
     g = view.record.meta.get("git") or {}
     if view.record.source.startswith("git:"):
         return view.record.source[4:14], "committed"
+    if view.record.state == "committed":  # a DVC stage's output as this checkout holds it (dvc.lock)
+        return "this checkout's (dvc.lock)", "committed"
     if not g:
         return NOT_RECORDED, "-"
     if g.get("available") is False:
