@@ -142,13 +142,13 @@ def _stamp(meta: tuple[int, int] | None, notes: tuple[int, int] | None) -> str:
 
 def _record_stat(folder: str, lock: tuple[int, int] | None) -> Any:
     """The record's mtime and size; for a folder without one (a DVC stage's committed output,
-    src/compare/committed.py), those of the files it is read from and of dvc.lock, its seal: a
-    `git checkout` or `dvc pull` changes them."""
+    src/compare/committed.py), those of the folder (a file added or removed), of the files it is
+    read from and of dvc.lock, its seal: a `git checkout` or `dvc pull` changes them."""
     st = _stat(f"{folder}/runtime_meta.json")
     if st is not None:
         return st
-    return ("no record", *(_stat(f"{folder}/{n}") for n in ("kpi_summary.json", "provenance.json", "trades.jsonl")),
-            lock)
+    return ("no record", _stat(folder), *(_stat(f"{folder}/{n}") for n in ("kpi_summary.json", "provenance.json",
+                                                                           "trades.jsonl")), lock)
 
 
 def _row(root: Path, run_dir: Path, conn: sqlite3.Connection) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 A key is a column of the index (run, stage, status, state, started_at, ended_at, fingerprint,
 zone_profile, universe, seed, round_trips, win_rate, total_pnl_krw, exits, gates, pinned,
-tags, notes, folder), `kpi.<flattened KPI>` (numbers only, e.g. kpi.exit_reasons.take_profit),
+tags, notes, folder, problems), `kpi.<flattened KPI>` (numbers only, e.g. kpi.exit_reasons.take_profit),
 or a flattened resolved-config value, bare or under `config.` (seed, zone_profile.name,
 costs.upbit.taker_bps). Operators: = != > >= < <= and ~ (contains). On a list (tags, notes),
 `=` means "holds this element" and `~` "an element contains this text". A value is read as
@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from typing import Any
 
 COLUMNS = ("run", "stage", "status", "state", "started_at", "ended_at", "fingerprint", "zone_profile", "universe",
-           "seed", "round_trips", "win_rate", "total_pnl_krw", "exits", "gates", "pinned", "tags", "notes", "folder")
+           "seed", "round_trips", "win_rate", "total_pnl_krw", "exits", "gates", "pinned", "tags", "notes", "folder",
+           "problems")
 SQL_COL = {"run": "run_id"}
 ALIASES = {"tag": "tags", "note": "notes", "run_id": "run", "id": "run"}
-_LISTS = ("tags", "notes")
+_LISTS = ("tags", "notes", "problems")
 OPS = ("!=", ">=", "<=", "=", ">", "<", "~")
 _WHERE = re.compile(r"\s*([A-Za-z0-9_][A-Za-z0-9_.\-/]*)\s*(!=|>=|<=|=|>|<|~)(.*)\Z", re.S)
 

@@ -27,6 +27,7 @@ from src.runs.paths import RepoRootError, find_repo_root
 from src.catalog.refs import find_run
 
 EXIT_OK, EXIT_USAGE, EXIT_CRASH = 0, 2, 4
+SHOWN_STATES = ("edited", "damaged", "committed")  # src.compare.diff.SHOWN_STATES (not imported: list stays light)
 TABLE = ("run", "stage", "status", "started_at", "fingerprint", "zone_profile", "universe", "seed", "round_trips",
          "win_rate", "total_pnl_krw", "gates", "tags", "notes")
 
@@ -79,11 +80,14 @@ def cmd_list(root: Path, args: argparse.Namespace) -> int:
     rows, extra = index.using(root, run)
     cols = list(TABLE) + [k for k in extra if query.ALIASES.get(k, k) not in TABLE]
     if args.json:
-        print(json.dumps([{k: r[k] for k in ["folder", "state", "ended_at", "pinned", *cols]} for r in rows],
+        print(json.dumps([{k: r[k] for k in ["folder", "state", "ended_at", "pinned", "problems", *cols]} for r in rows],
                          indent=2, sort_keys=True))
         return EXIT_OK
     print(_table(cols, rows))
     print(f"\n{len(rows)} runs")
+    for r in rows:  # as src.compare's table: why a run is not a verified result, or has no record here
+        if r["status"] in SHOWN_STATES and r["problems"]:
+            print(f"{r['status']}: {r['folder']}: {'; '.join(r['problems'])}")
     return EXIT_OK
 
 
