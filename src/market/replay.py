@@ -2,7 +2,8 @@
 
 The whole file is validated when the market is built, before a run folder exists, so a
 bad file is a usage error (exit 2) naming the file, the row and the problem; the
-replay itself re-reads it batch by batch (memory stays flat) through the same checks.
+replay itself re-reads it batch by batch (memory stays flat) through the same checks
+(`replay_rows.py`: reading and checking the rows; this module: the market built on them).
 Its identity is the file's content (SHA-256), never its name: equal files give equal
 fingerprints however the path is spelled or linked; the path is recorded beside it.
 """
@@ -10,34 +11,19 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
-
-import numpy as np
 
 from src.config.schema import ReplayMarketConfig, SymbolSpec
 from src.market import ticks
 from src.provenance.digests import sha256_and_size
-from src.market.errors import MarketInputError
+from src.market.replay_rows import Block, ReplayError, TickRows, open_parquet
 from src.market.tape import BookShape, MarketChunk
 
 log = logging.getLogger(__name__)
 BATCH_TICKS = 3600
 _FIELDS = ("usdt_bid", "usdt_ask", "krw_bid", "krw_ask", "usdt_size", "krw_size")
-
-
-class ReplayError(MarketInputError):
-    """A tick file that cannot be replayed: a user error (exit code 2)."""
-
-
-@dataclass
-class _Block:
-    """Complete ticks: t (k,), fx (k,), quote fields (k, symbols)."""
-
-    t: np.ndarray
-    fx: np.ndarray
-    q: dict[str, np.ndarray]
+__all__ = ["BATCH_TICKS", "ReplayError", "ReplayMarket"]
 
 
 class ReplayMarket:
@@ -103,17 +89,6 @@ class ReplayMarket:
 
     # -- reading and checking -------------------------------------------------------------
 
-    def _open(self) -> Any:
-        try:
-            import pyarrow.parquet as pq
-        except ImportError as exc:  # pragma: no cover - a dependency in pyproject.toml
-            raise ReplayError(f"{self.label}: replay needs pyarrow (pip install pyarrow)") from exc
-        try:
-            return pq.ParquetFile(self.path, read_dictionary=["symbol", "venue"], pre_buffer=False)
-        except Exception as exc:  # ArrowInvalid, OSError: not Parquet, truncated footer
-            raise ReplayError(f"{self.label}: not a readable Parquet file ({_one_line(exc)}): is it truncated "
-                              "or corrupt?") from exc
-
     def _check_columns(self, schema: Any) -> None:
         import pyarrow as pa
 
@@ -137,170 +112,9 @@ class ReplayMarket:
                               "market.level_step_bps and market.level_growth (the depth assumed beyond the top)")
         return BookShape(int(levels), float(step), float(growth))
 
-    def _blocks(self, batch_ticks: int = BATCH_TICKS) -> Iterator[_Block]:
-        """Complete, checked ticks in file order, about `batch_ticks` at a time."""
-        pf = self._open()
-        n_sym = len(self.symbols)
-        carry: dict[str, np.ndarray] | None = None
-        row0 = 0  # file row of carry's (or the batch's) first row
-        state = {"tick": 0, "t0": None, "prev_t": None}
-        batches = pf.iter_batches(batch_size=max(1, batch_ticks) * 2 * n_sym, columns=list(ticks.COLUMNS))
-        while True:
-            try:
-                batch = next(batches, None)
-            except Exception as exc:  # corrupt pages or a cut-off column chunk
-                raise ReplayError(f"{self.label}: corrupt data after row {row0} ({_one_line(exc)})") from exc
-            if batch is None:
-                break
-            rows = self._decode(batch, row0 + (0 if carry is None else carry["t"].size))
-            if carry is not None:
-                rows = {k: np.concatenate([carry[k], rows[k]]) for k in rows}
-            t = rows["t"]
-            down = np.flatnonzero(t[1:] < t[:-1])
-            if down.size:
-                r = int(down[0]) + 1
-                raise ReplayError(f"{self.label} row {row0 + r}: t_s={float(t[r])!r} is earlier than the row before "
-                                  f"(t_s={float(t[r - 1])!r}): rows must be sorted by t_s")
-            m = int(np.searchsorted(t, t[-1], side="left"))  # rows of the last tick may go on in the next batch
-            if m:
-                yield self._assemble({k: v[:m] for k, v in rows.items()}, row0, state, n_sym)
-            carry = {k: v[m:] for k, v in rows.items()}
-            row0 += m
-        if carry is not None and carry["t"].size:
-            yield self._assemble(carry, row0, state, n_sym)
+    def _blocks(self, batch_ticks: int = BATCH_TICKS) -> Iterator[Block]:
+        """Complete, checked ticks in file order, about `batch_ticks` at a time (replay_rows.py)."""
+        return TickRows(self.path, self.label, self.symbols, self.tick_s).blocks(batch_ticks)
 
-    def _decode(self, batch: Any, row0: int) -> dict[str, np.ndarray]:
-        """Numpy columns of one batch, with the per-row checks; errors name the file row."""
-        col = {name: batch.column(name) for name in ticks.COLUMNS}
-        t = _floats(col["t_s"])
-        bad = np.flatnonzero(~np.isfinite(t))
-        if bad.size:
-            r = int(bad[0])
-            raise ReplayError(f"{self.label} row {row0 + r}: t_s={_val(col['t_s'], r)}: must be a finite number")
-        sym = self._labels(col["symbol"], self.symbols, "symbol", row0,
-                           f"not in the run's universe ({', '.join(self.symbols)})")
-        venue = self._labels(col["venue"], ticks.VENUES, "venue", row0, "must be usdt or krw")
-        vals = {c: _floats(col[c]) for c in ticks.PRICE_COLUMNS}
-        nulls = {c: _nulls(col[c]) for c in ticks.PRICE_COLUMNS}
-        void = nulls["bid"]
-        for c in ticks.PRICE_COLUMNS:
-            odd = np.flatnonzero(nulls[c] != void)
-            if odd.size:
-                r = int(odd[0])
-                raise ReplayError(f"{self.label} row {row0 + r}: {c}={_val(col[c], r)} while bid={_val(col['bid'], r)}: "
-                                  "bid, ask, bid_size and ask_size are all null (no quote) or none is")
-        for c, lo_ok in (("bid", False), ("ask", False), ("bid_size", True), ("ask_size", True)):
-            v = vals[c]
-            good = (v >= 0.0) if lo_ok else (v > 0.0)
-            bad = np.flatnonzero(~(good & np.isfinite(v)) & ~void)
-            if bad.size:
-                r = int(bad[0])
-                allowed = "sizes must be finite and >= 0" if lo_ok else "prices must be finite and > 0"
-                raise ReplayError(f"{self.label} row {row0 + r}: {c}={float(v[r])!r} ({self._who(sym, venue, r)}): {allowed} "
-                                  "(write null in bid, ask, bid_size and ask_size for no quote)")
-        crossed = np.flatnonzero((vals["bid"] > vals["ask"]) & ~void)
-        if crossed.size:
-            r = int(crossed[0])
-            raise ReplayError(f"{self.label} row {row0 + r}: bid={float(vals['bid'][r])!r} > ask={float(vals['ask'][r])!r} "
-                              f"({self._who(sym, venue, r)}): a crossed book; bid must be <= ask")
-        fx = _floats(col["fx"])
-        bad = np.flatnonzero(~(np.isfinite(fx) & (fx > 0.0)) & ~_nulls(col["fx"]))
-        if bad.size:
-            r = int(bad[0])
-            raise ReplayError(f"{self.label} row {row0 + r}: fx={float(fx[r])!r}: must be > 0 KRW per USD, or null for no FX")
-        return {"t": t, "sym": sym, "venue": venue, "fx": fx, **vals}
-
-    def _labels(self, arr: Any, allowed: Sequence[str], name: str, row0: int, rule: str) -> np.ndarray:
-        """Dictionary-encoded strings as indices into `allowed`; unknown or null values are errors."""
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        if not pa.types.is_dictionary(arr.type):
-            arr = pc.dictionary_encode(arr)
-        if arr.null_count:
-            r = int(np.flatnonzero(_nulls(arr))[0])
-            raise ReplayError(f"{self.label} row {row0 + r}: {name} is null: every row names its {name}")
-        index = {v: i for i, v in enumerate(allowed)}
-        lookup = np.array([index.get(v, -1) for v in arr.dictionary.to_pylist()] or [-1], dtype=np.int64)
-        out = lookup[arr.indices.to_numpy(zero_copy_only=False)]
-        bad = np.flatnonzero(out < 0)
-        if bad.size:
-            r = int(bad[0])
-            raise ReplayError(f"{self.label} row {row0 + r}: {name}={arr[r].as_py()!r}: {rule}")
-        return out
-
-    def _who(self, sym: np.ndarray, venue: np.ndarray, r: int) -> str:
-        return f"{self.symbols[sym[r]]} on {ticks.VENUES[venue[r]]}"
-
-    def _assemble(self, rows: dict[str, np.ndarray], row0: int, state: dict[str, Any], n_sym: int) -> _Block:
-        """Rows of whole ticks -> per-tick arrays; checks the grid and that each tick is complete."""
-        t = rows["t"]
-        starts = np.concatenate([[0], np.flatnonzero(t[1:] != t[:-1]) + 1])
-        k, width = starts.size, 2 * n_sym
-        tick_t = t[starts]
-        if state["t0"] is None:
-            state["t0"] = float(tick_t[0])
-        expect = state["t0"] + (state["tick"] + np.arange(k)) * self.tick_s
-        off = np.flatnonzero(np.abs(tick_t - expect) > 1e-6 * self.tick_s)
-        if off.size:
-            j = int(off[0])
-            prev = state["prev_t"] if j == 0 else float(tick_t[j - 1])
-            raise ReplayError(f"{self.label} row {row0 + int(starts[j])}: t_s={float(tick_t[j])!r} is off the tick grid "
-                              f"(expected {float(expect[j])!r}, the tick after t_s={prev!r} at stage.tick_s={self.tick_s}): "
-                              "ticks must be stage.tick_s apart with none missing")
-        tick_of_row = np.repeat(np.arange(k), np.diff(np.concatenate([starts, [t.size]])))
-        key = tick_of_row * width + rows["sym"] * 2 + rows["venue"]
-        canonical = key.size == k * width and bool(np.array_equal(key, np.arange(k * width)))
-        if not canonical:
-            counts = np.bincount(key, minlength=k * width)
-            bad = np.flatnonzero(counts != 1)
-            if bad.size:
-                slot = int(bad[0])
-                j, s, v = slot // width, (slot % width) // 2, slot % 2
-                what = "has no" if counts[slot] == 0 else f"has {counts[slot]}"
-                raise ReplayError(f"{self.label} rows {row0 + int(starts[j])}-"
-                                  f"{row0 + (int(starts[j + 1]) if j + 1 < k else t.size) - 1} (t_s={float(tick_t[j])!r}): "
-                                  f"{what} {ticks.VENUES[v]} row for {self.symbols[s]}: every tick needs one usdt "
-                                  "and one krw row per universe symbol")
-        fx_first = rows["fx"][starts]
-        fx_rows = fx_first[tick_of_row]
-        diff = np.flatnonzero(~((rows["fx"] == fx_rows) | (np.isnan(rows["fx"]) & np.isnan(fx_rows))))
-        if diff.size:
-            r = int(diff[0])
-            raise ReplayError(f"{self.label} row {row0 + r}: fx={float(rows['fx'][r])!r} differs from fx={float(fx_rows[r])!r} "
-                              "earlier in the same tick: one FX per tick")
-        order = None if canonical else np.argsort(key, kind="stable")
-
-        def grid(c: str) -> np.ndarray:
-            v = rows[c] if order is None else rows[c][order]
-            return v.reshape(k, n_sym, 2)
-
-        bid, ask, bsz, asz = grid("bid"), grid("ask"), grid("bid_size"), grid("ask_size")
-        size = np.minimum(bsz, asz)  # the engine models one size per venue; NaN (no quote) stays NaN
-        state["tick"] += k
-        state["prev_t"] = float(tick_t[-1])
-        q = {"usdt_bid": bid[:, :, 0], "usdt_ask": ask[:, :, 0], "krw_bid": bid[:, :, 1], "krw_ask": ask[:, :, 1],
-             "usdt_size": size[:, :, 0], "krw_size": size[:, :, 1]}
-        return _Block(tick_t, fx_first, q)
-
-
-def _floats(arr: Any) -> np.ndarray:
-    """A double column as float64, nulls as NaN."""
-    if arr.null_count:
-        return arr.fill_null(float("nan")).to_numpy(zero_copy_only=False)
-    return arr.to_numpy(zero_copy_only=False)
-
-
-def _nulls(arr: Any) -> np.ndarray:
-    if not arr.null_count:
-        return np.zeros(len(arr), dtype=bool)
-    return arr.is_null().to_numpy(zero_copy_only=False)
-
-
-def _val(arr: Any, r: int) -> str:
-    v = arr[r].as_py()
-    return "null" if v is None else repr(v)
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
+    def _open(self) -> Any:
+        return open_parquet(self.path, self.label)
