@@ -276,6 +276,20 @@ document.body.appendChild(pre);
 </script>"""
 
 
+# Every element the browser laid out wider than the window, or reaching past its right edge (a table
+# scrolled inside its box counts: at these widths nothing may need it).
+WIDTH_PROBE = """<script>
+var w = window.innerWidth, wide = [];
+document.querySelectorAll("body *").forEach(function (el) {
+  var r = el.getBoundingClientRect();
+  if (r.width > w + 0.5 || r.right > w + 0.5 || r.left < -0.5)
+    wide.push(el.tagName + " " + Math.round(r.left) + ".." + Math.round(r.right) + " " + (el.textContent || "").slice(0, 40));
+});
+var pre = document.createElement("pre"); pre.id = "widths"; pre.textContent = JSON.stringify({window: w, wide: wide});
+document.body.appendChild(pre);
+</script>"""
+
+
 def chromium(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
                            f"--user-data-dir={tmp / 'chromium-profile'}", *NETWORK_OFF, *args],
@@ -306,6 +320,18 @@ def test_report_draws_every_chart_in_headless_chromium_offline(repo: Path, tmp_p
     for c, name in zip(charts, expected):
         assert c["marks"] == text_marks(chart(text, name)) > 0 and c["drawn"] == c["marks"], c
         assert c["width"] > 300 and c["height"] > 50, c
+
+    # a laptop's 1100 px and a narrow 800 px: the trader KPIs (a column per run) and the headline
+    # (a card per run below 900 px) fit; nothing overflows the page or hides in a scrolled box
+    measured = tmp_path / "measured.html"
+    measured.write_text(text.replace("</body>", WIDTH_PROBE + "</body>"), encoding="utf-8")
+    for width in (1100, 800):
+        proc = chromium(tmp_path, f"--window-size={width},2300", "--virtual-time-budget=5000", "--dump-dom",
+                        measured.as_uri())
+        found = re.search(r'<pre id="widths">(.*?)</pre>', proc.stdout, re.S)
+        assert found, proc.stderr[-2000:]
+        laid = json.loads(html.unescape(found.group(1)))
+        assert laid["window"] == width and laid["wide"] == [], (width, laid["wide"][:10])
 
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     shot = tmp_path / "report.png"

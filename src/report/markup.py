@@ -43,9 +43,20 @@ def cell(html_text: str, cls: str = "") -> str:
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]], cls: str = "") -> str:
-    """`rows` hold already-rendered cells (`<td>...</td>`) or plain escaped text (wrapped here)."""
+    """`rows` hold already-rendered cells (`<td>...</td>`) or plain escaped text (wrapped here).
+
+    A table of class `stack` labels each cell with its column (`data-label`): on a narrow screen
+    the page's style shows each row as a card of label: value lines instead of columns."""
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(c if c.startswith(("<td", "<th")) else f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+    stack = "stack" in cls.split()
+
+    def td(c: str, j: int) -> str:
+        c = c if c.startswith(("<td", "<th")) else f"<td>{c}</td>"
+        if stack and c.startswith("<td") and j < len(headers):
+            c = f'<td data-label="{esc(headers[j])}"' + c[3:]
+        return c
+
+    body = "".join("<tr>" + "".join(td(c, j) for j, c in enumerate(r)) + "</tr>" for r in rows)
     return f'<div class="scroll"><table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 

@@ -26,6 +26,14 @@ svg.chart .title{font-size:13px;font-weight:600} svg.chart .grid{stroke:#e6e6e6}
 svg.chart text.in{fill:#fff;font-weight:600} details{margin:6px 0} summary{cursor:pointer;font-weight:600}
 .run-label{font-family:ui-monospace,monospace;font-size:12px;word-break:break-all}
 td.run-label{min-width:11em} td.mono{word-break:break-all;min-width:9em} table.prov td{max-width:30em}
+.scroll{max-width:100%} table.kpis thead th{overflow-wrap:anywhere;min-width:8em} p,li,summary{overflow-wrap:anywhere}
+@media (max-width:900px){
+ body{margin:12px auto} table.stack,table.stack tbody,table.stack tr,table.stack td{display:block}
+ table.stack thead{display:none} table.stack tr{border:1px solid #ddd;border-radius:4px;margin:0 0 8px}
+ table.stack td{border:0;border-top:1px solid #eee;min-width:0} table.stack td[data-label=""]{padding:0;height:5px}
+ table.stack td[data-label]::before{content:attr(data-label);display:inline-block;min-width:9em;color:#555;font-weight:600}
+ td.mono,td.run-label{min-width:0} table.prov td{max-width:none}
+}
 """
 
 
@@ -89,7 +97,7 @@ def headline(views: Sequence[RunView]) -> str:
     notes = [f'<p class="note"><b class="run-label">{esc(v.label)}</b>: '
              + "; ".join(f"note: {esc(n)}" for n in v.notes) + ("; " if v.notes and v.tags else "")
              + (f"tags: {esc(', '.join(v.tags))}" if v.tags else "") + "</p>" for v in views if v.notes or v.tags]
-    return "<h2>Headline KPIs</h2>" + table(headers, rows) + "".join(_story(v) for v in views) + "".join(notes)
+    return "<h2>Headline KPIs</h2>" + table(headers, rows, "stack") + "".join(_story(v) for v in views) + "".join(notes)
 
 
 def _status(v: RunView) -> str:
@@ -168,18 +176,20 @@ NULL_CELL = ('<td class="missing" title="recorded as null: undefined for this ru
 
 
 def trader_section(views: Sequence[RunView]) -> str:
-    rows = []
+    """One row per KPI, one column per run (as the provenance panel): twelve KPIs side by side
+    would not fit a laptop's width; a few runs do, and many scroll inside the table's box."""
+    rows: list[list[str]] = [[f"<th>{esc(name)}</th>"] for _, name, _ in TRADER]
     for v in views:
         k = v.kpis
         if not any(key in k for key, _, _ in TRADER):
-            rows.append([cell(esc(v.label), "run-label"),
-                         f'<td colspan="{len(TRADER)}" class="missing">{esc(NOT_RECORDED)}</td>'])
+            rows[0].append(f'<td rowspan="{len(TRADER)}" class="missing">{esc(NOT_RECORDED)}</td>')
             continue
-        rows.append([cell(esc(v.label), "run-label")] + [
-            render(k[key]) if k.get(key) is not None else NULL_CELL if key in k else cell(esc(NOT_RECORDED), "missing")
-            for key, _, render in TRADER])
+        for row, (key, _, render) in zip(rows, TRADER):
+            value = k.get(key)
+            c = render(value) if value is not None else NULL_CELL if key in k else cell(esc(NOT_RECORDED), "missing")
+            row.append(c if c.startswith("<td") else cell(c))
     return ("<h2>Trader KPIs</h2><p class=sub>Sharpe and Sortino: of the realized equity sampled once per "
-            "simulated hour, not annualised.</p>" + table(["run", *(c for _, c, _ in TRADER)], rows))
+            "simulated hour, not annualised.</p>" + table(["KPI", *(v.label for v in views)], rows, "kpis"))
 
 
 def _to_end(v: RunView) -> list[tuple[float, float]]:
