@@ -61,7 +61,7 @@ def _adhoc_re(stage: str) -> re.Pattern[str]:
     return re.compile(rf"{re.escape(stage)}-.+-\d{{8}}T\d{{6}}Z-[0-9a-f]{{6}}")
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+def _connect(path: Path | str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, timeout=30, isolation_level=None)
     conn.execute("PRAGMA busy_timeout=30000")
     if conn.execute("PRAGMA user_version").fetchone()[0] != SCHEMA:
@@ -96,10 +96,20 @@ def _discard(path: Path) -> None:
             pass
 
 
+def _unwritable(exc: sqlite3.DatabaseError) -> bool:
+    """SQLite cannot create or write the index file (a read-only logs/ or index file)."""
+    return getattr(exc, "sqlite_errorname", "").startswith(("SQLITE_CANTOPEN", "SQLITE_READONLY"))
+
+
 def using(root: Path, fn: Callable[[sqlite3.Connection], T], refreshed: bool = True) -> T:
-    """Call fn with an open (and refreshed) index; a corrupt index file is deleted and rebuilt once."""
+    """Call fn with an open (and refreshed) index; a corrupt index file is deleted and rebuilt once.
+    Where the index file cannot be written (a read-only logs/), fn gets one built in memory from
+    the folders: readers still see every run, as the folders say."""
     path = index_path(root)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return _in_memory(root, fn, refreshed, exc)
     for attempt in (1, 2):
         conn = None
         try:
@@ -110,17 +120,34 @@ def using(root: Path, fn: Callable[[sqlite3.Connection], T], refreshed: bool = T
         except sqlite3.DatabaseError as exc:
             if isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc)):
                 raise
+            if _unwritable(exc):
+                return _in_memory(root, fn, refreshed, exc)
             if attempt == 2:
                 raise
             log.info("run index %s unreadable (%s): rebuilding it from the run folders", path, exc)
             if conn is not None:
                 conn.close()
                 conn = None
-            _discard(path)
+            try:
+                _discard(path)
+            except OSError as gone:  # cannot delete it either (read-only): read the folders instead
+                return _in_memory(root, fn, refreshed, gone)
         finally:
             if conn is not None:
                 conn.close()
     raise AssertionError("unreachable")
+
+
+def _in_memory(root: Path, fn: Callable[[sqlite3.Connection], T], refreshed: bool, why: Exception) -> T:
+    log.info("run index %s cannot be written (%s): using one built in memory from the run folders",
+             index_path(root), why)
+    conn = _connect(":memory:")
+    try:
+        if refreshed:
+            refresh(conn, root)
+        return fn(conn)
+    finally:
+        conn.close()
 
 
 def _digest(text: str) -> str:

@@ -9,7 +9,9 @@
 RUN is a run folder, `<stage>/<run id>` or a run id under logs/*/. Notes and tags live
 beside the run folder (src/runs/notes.py), never in it: they change neither the run's
 fingerprint nor its verified outputs. Exit codes: 0 fine; 2 bad usage, an unknown key or
-run (nothing changed); 4 the index could not be used (busy past its timeout, disk full).
+run (nothing changed); 4 the index could not be used (busy past its timeout, disk full), or a
+notes file or folder could not be written or removed (a read-only logs/). Where the index file
+cannot be written, `list` reads the folders into an index in memory.
 """
 from __future__ import annotations
 
@@ -157,6 +159,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except sqlite3.OperationalError as exc:  # busy for longer than the timeout, or a full disk
         print(f"error: run index {index.INDEX_NAME} under logs/: {exc}", file=sys.stderr)
+        return EXIT_CRASH
+    except OSError as exc:  # a notes file or a folder to delete on a read-only or full disk: nothing more changed
+        where = exc.filename if exc.filename is not None else "logs/"
+        print(f"error: {where}: cannot be written ({exc.strerror or exc}): nothing more was changed", file=sys.stderr)
         return EXIT_CRASH
 
 
