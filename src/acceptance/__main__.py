@@ -4,7 +4,10 @@ Rules come from the run's own recorded config; metrics from its kpi_summary.json
 runtime_meta.json. Each folder is first verified against its record (the SHA-256 of
 every output file and the record's seal, src/provenance/outputs.py): a run whose files
 were edited, added, deleted or damaged after it ended is reported `edited`, naming the
-file, and its gates are not evaluated.
+file, and its gates are not evaluated. A DVC stage's folder as a fresh clone holds it (no
+runtime_meta.json: it stays on the machine that ran `dvc repro`) is checked against dvc.lock
+instead and, when it matches, shown `committed` with its gates re-evaluated from the rules in
+its provenance.json (src/compare/committed.py).
 
 Exit codes: 0 every run passes; 1 a gate fails or a run is not a completed result;
 2 a folder is not a run (no runtime_meta.json); 5 a run is edited or damaged (its files
@@ -64,6 +67,9 @@ def _check_one(run: Path, as_json: bool) -> tuple[int, dict]:
     """(exit code, JSON result) of one folder: verify it, then re-evaluate its gates."""
     files = run_files(run)
     if run.is_dir() and not files.runtime_meta.exists() and files.kpi_summary.exists():
+        found = _committed(run, as_json)  # hook: leftover -- a DVC stage's folder in a fresh clone
+        if found is not None:
+            return found
         if not as_json:  # every run writes its record before any result: this one was deleted
             print(f"run: {run}  edited: runtime_meta.json: deleted")
             print(f"not a result: its record is gone (nothing re-checked, exit {ExitCode.EDITED})")
@@ -89,6 +95,36 @@ def _check_one(run: Path, as_json: bool) -> tuple[int, dict]:
         if not complete:
             print(f"not a completed run (status {res['status']}): its results are not accepted")
     return (ExitCode.OK if res["passed"] and complete else ExitCode.GATE), res
+
+
+def _committed(run: Path, as_json: bool) -> tuple[int, dict] | None:
+    """A DVC stage's folder as a fresh clone holds it, without its record (src/compare/committed.py):
+    checked against dvc.lock, then its gates re-evaluated from the rules in its provenance.json
+    (as src.compare does for a run read from git). None: not such a folder."""
+    from src.compare import committed
+
+    run_dir = run.resolve()
+    ver = committed.check(run_dir.parents[2], run_dir)  # <root>/logs/<stage>/<run id>
+    if ver is None:
+        return None
+    if ver.state != committed.STATE:
+        if not as_json:
+            print(f"run: {run}  {ver.state}: {ver.reason}")
+            print(f"not a result: its files do not match dvc.lock (nothing re-checked, exit {ExitCode.EDITED})")
+        return ExitCode.EDITED, {"state": ver.state, "problems": ver.problems, "passed": False}
+    files = run_files(run_dir)
+    kpi, prov = _load(files.kpi_summary), _load(files.provenance)
+    try:
+        rules = prov["config"]["resolved"]["stage"]["acceptance"]
+        metrics = gates.build_metrics(kpi, files.rel(files.kpi_summary), kpi.get("zone_profiles_loaded"), [])
+        result = gates.evaluate(rules, metrics)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise RunReadError(f"{files.provenance}: no usable config.resolved.stage.acceptance ({exc!r})") from None
+    result.update(status="completed", state=ver.state, problems=ver.problems)
+    if not as_json:
+        print(f"run: {run}  {ver.state}: {ver.reason}")
+        print(gates.table(result))
+    return (ExitCode.OK if result["passed"] else ExitCode.GATE), result
 
 
 def main(argv: list[str] | None = None) -> int:
