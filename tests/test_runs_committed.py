@@ -58,6 +58,9 @@ def test_fresh_clone_lists_dvc_stage_folders_as_committed_not_damaged(dvc_repo: 
     assert 'banner info"><b class="run-label">' in page and "committed: no local record" in page
     assert "not a finished result" not in page
 
+    acc = run_cli(clone, SMOKE, module="src.acceptance")
+    assert acc.returncode == 0 and "committed: no local record" in acc.stdout and "acceptance: PASS" in acc.stdout
+
     [api] = _load_runs(clone)
     assert (api["status"], api["state"], api["problems"]) == ("committed", "committed", row["problems"])
     assert api["fingerprint"] == prov["fingerprint"] and api["config.seed"] == 42
@@ -71,6 +74,8 @@ def test_fresh_clone_lists_dvc_stage_folders_as_committed_not_damaged(dvc_repo: 
     rep = run_cli(clone, SMOKE, "-o", str(tmp_path / "r2.html"), module="src.report")
     assert rep.returncode == 5 and "kpi_summary.json: does not match dvc.lock" in rep.stderr
     assert _load_runs(clone)[0]["status"] == "edited"
+    acc = run_cli(clone, SMOKE, module="src.acceptance")
+    assert acc.returncode == 5 and "kpi_summary.json: does not match dvc.lock" in acc.stdout
     subprocess.run([*GIT, "checkout", "--", SMOKE], cwd=clone, check=True)
     assert _json(run_cli(clone, "list", "--json", module="src.runs"))[0]["status"] == "committed"
 

@@ -59,7 +59,8 @@ def _present(run_dir: Path) -> set[str]:
     found: set[str] = set()
     for dirpath, dirnames, filenames in os.walk(run_dir):
         base = Path(dirpath).relative_to(run_dir).as_posix()
-        found.update(n if base == "." else f"{base}/{n}" for n in filenames if n not in _IGNORED)
+        found.update(n if base == "." else f"{base}/{n}" for n in filenames
+                     if n not in _IGNORED and not (n.startswith(".") and n.endswith(".tmp")))  # a cut-off atomic write
     return found
 
 
