@@ -5,11 +5,11 @@ Never the source of truth: the folders are. Every run upserts its own row when i
 `refresh`es it against the folders, which costs one stat of each run's runtime_meta.json
 and of each notes file (no file is opened): a folder added, removed or whose record
 changed (mtime or size) behind the index's back is re-read, a missing, corrupt or
-older-schema index file is rebuilt from the folders. WAL journal and a busy timeout let
-parallel runs (sweeps on joblib or Ray workers) and readers use it at once; each write is
-one transaction.
+older-schema index file is rebuilt from the folders; one that cannot be written (a read-only
+logs/) is built in memory instead. WAL journal and a busy timeout let parallel runs (sweeps on
+joblib or Ray workers) and readers use it at once; each write is one transaction.
 
-A row holds what `src.compare` shows for the run (src.compare.diff.summary_row of the
+A row (read by src/catalog/rows.py) holds what `src.compare` shows for the run (src.compare.diff.summary_row of the
 folder read with src.compare.load.read_folder, the record's seal checked but not every
 output's digest: `src.compare`, `src.acceptance` and `src.reproduce` verify those), the
 KPIs flattened (numbers only), the notes and tags (src/runs/notes.py), whether its id was
@@ -19,16 +19,13 @@ group's digest: a 10,000-run seed sweep stores its 350 zone-profile and symbol v
 """
 from __future__ import annotations
 
-import hashlib
-from array import array
-import json
 import logging
 import os
-import re
 import sqlite3
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
+from src.catalog.rows import file_stat, folder_row, record_stat, stamp
 from src.runs import notes as notes_mod
 from src.runs.paths import LOGS_DIRNAME
 
@@ -54,11 +51,6 @@ T = TypeVar("T")
 
 def index_path(root: Path) -> Path:
     return Path(root) / LOGS_DIRNAME / INDEX_NAME
-
-
-def _adhoc_re(stage: str) -> re.Pattern[str]:
-    """src.runs.paths.new_run_id's shape: any other id was pinned (run.id given)."""
-    return re.compile(rf"{re.escape(stage)}-.+-\d{{8}}T\d{{6}}Z-[0-9a-f]{{6}}")
 
 
 def _connect(path: Path | str) -> sqlite3.Connection:
@@ -150,80 +142,6 @@ def _in_memory(root: Path, fn: Callable[[sqlite3.Connection], T], refreshed: boo
         conn.close()
 
 
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
-
-
-def _stat(path: str) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_mtime_ns, st.st_size
-
-
-def _stamp(meta: tuple[int, int] | None, notes: tuple[int, int] | None) -> str:
-    """What refresh compares: the record's and the notes file's mtime and size."""
-    return f"{meta}|{notes}"
-
-
-def _record_stat(folder: str, lock: tuple[int, int] | None) -> Any:
-    """The record's mtime and size; for a folder without one (a DVC stage's committed output,
-    src/compare/committed.py), those of the folder (a file added or removed), of the files it is
-    read from and of dvc.lock, its seal: a `git checkout` or `dvc pull` changes them."""
-    st = _stat(f"{folder}/runtime_meta.json")
-    if st is not None:
-        return st
-    return ("no record", _stat(folder), *(_stat(f"{folder}/{n}") for n in ("kpi_summary.json", "provenance.json",
-                                                                           "trades.jsonl")), lock)
-
-
-def _row(root: Path, run_dir: Path, conn: sqlite3.Connection) -> dict[str, Any]:
-    """Read one run folder into an index row (and its config groups into blobs)."""
-    from src.compare.diff import flatten, summary_row
-    from src.compare.load import RunNotFound, damaged, read_folder
-
-    meta_st, notes_st = _stat(os.path.join(run_dir, "runtime_meta.json")), _stat(str(notes_mod.sidecar(run_dir)))
-    rec_st = _record_stat(str(run_dir), _stat(str(Path(root) / "dvc.lock")))
-    try:
-        rec = read_folder(run_dir, root, verify=False)
-    except RunNotFound as exc:
-        rec = damaged(run_dir.name, str(exc).replace(f"{run_dir}: ", "", 1))
-    summ = summary_row(rec)
-    summ["exits"] = summ.pop("tp/sl/tl/sr")
-    summ["state"], summ["ended_at"] = rec.state, rec.meta.get("ended_at")
-    resolved = (rec.meta.get("config") or {}).get("resolved") if rec.state != "damaged" else None
-    if rec.state == "committed":  # no record here: the resolved config of its provenance.json
-        resolved = ((rec.provenance or {}).get("config") or {}).get("resolved")
-    run_sec = resolved.get("run") if isinstance(resolved, dict) and isinstance(resolved.get("run"), dict) else {}
-    groups: dict[str, str] = {}
-    for group, value in (resolved.items() if isinstance(resolved, dict) else ()):
-        if group == "run":  # its id is the row's; its note is a note
-            value = {k: v for k, v in value.items() if k not in ("id", "note")} if isinstance(value, dict) else value
-        flat = json.dumps(flatten({group: value}), sort_keys=True, separators=(",", ":"))
-        groups[group] = d = _digest(flat)
-        conn.execute("INSERT OR IGNORE INTO blobs VALUES (?, ?)", (d, flat))
-        conn.execute("INSERT OR IGNORE INTO groups VALUES (?)", (group,))
-    kpis = {k: v for k, v in flatten(rec.kpis).items() if isinstance(v, (int, float)) and not isinstance(v, bool)} \
-        if rec.kpis else {}
-    # the same numbers as float64 bytes per run, keys and which were ints once (src.api reads them as a block)
-    layout = json.dumps({"keys": list(kpis), "ints": [k for k, v in kpis.items() if isinstance(v, int)]})
-    conn.execute("INSERT OR IGNORE INTO blobs VALUES (?, ?)", (lay := _digest(layout), layout))
-    ann = notes_mod.read(run_dir, run_sec.get("note"))
-    try:
-        meta_sha = hashlib.sha256((run_dir / "runtime_meta.json").read_bytes()).hexdigest()
-    except OSError:
-        meta_sha = None
-    stage = run_dir.parent.name
-    row = dict(summ, stage=stage, run_id=run_dir.name, folder=run_dir.relative_to(root).as_posix(),
-               problems=json.dumps(summ["problems"]), pinned=int(not _adhoc_re(stage).fullmatch(run_dir.name)),
-               notes=json.dumps(ann.notes), tags=json.dumps(ann.tags), config=json.dumps(groups, sort_keys=True),
-               kpi_layout=lay, kpi_values=array("d", kpis.values()).tobytes(),
-               meta_sha256=meta_sha, meta_mtime_ns=meta_st and meta_st[0], meta_size=meta_st and meta_st[1],
-               stamp=_stamp(rec_st, notes_st))
-    return row
-
-
 def _put(conn: sqlite3.Connection, row: dict[str, Any]) -> None:
     conn.execute(f"INSERT OR REPLACE INTO runs VALUES ({', '.join('?' for _ in _COLUMNS)})",
                  [row[c] for c in _COLUMNS])
@@ -238,7 +156,7 @@ def _drop(conn: sqlite3.Connection, keys: list[tuple[str, str]]) -> None:
 def _scan(root: Path) -> Iterator[tuple[str, str, str]]:
     """(stage, run id, stamp) of every run folder under logs/<stage>/ (hidden names excluded)."""
     logs = Path(root) / LOGS_DIRNAME
-    lock = _stat(str(Path(root) / "dvc.lock"))
+    lock = file_stat(str(Path(root) / "dvc.lock"))
     try:
         stages = [e for e in os.scandir(logs) if e.name[:1].isalnum() and e.is_dir(follow_symlinks=False)]
     except FileNotFoundError:
@@ -256,7 +174,7 @@ def _scan(root: Path) -> Iterator[tuple[str, str, str]]:
                 elif e.is_dir(follow_symlinks=False):
                     dirs.append(e.name)
         for name in dirs:
-            yield st.name, name, _stamp(_record_stat(f"{base}{name}", lock), side.get(name))
+            yield st.name, name, stamp(record_stat(f"{base}{name}", lock), side.get(name))
 
 
 def refresh(conn: sqlite3.Connection, root: Path) -> int:
@@ -265,10 +183,10 @@ def refresh(conn: sqlite3.Connection, root: Path) -> int:
     for (key,) in conn.execute("SELECT stage || '/' || run_id FROM runs WHERE status = 'running'"):
         known[key] = None  # re-read: a running run may since have ended or died
     stale, seen = [], set()
-    for stage, run_id, stamp in _scan(root):
+    for stage, run_id, mark in _scan(root):
         key = f"{stage}/{run_id}"
         seen.add(key)
-        if known.get(key) != stamp:
+        if known.get(key) != mark:
             stale.append((stage, run_id))
     gone = [tuple(k.split("/", 1)) for k in known if k not in seen]
     if not stale and not gone:
@@ -276,7 +194,7 @@ def refresh(conn: sqlite3.Connection, root: Path) -> int:
     conn.execute("BEGIN IMMEDIATE")
     try:
         for stage, run_id in stale:
-            _put(conn, _row(Path(root), Path(root) / LOGS_DIRNAME / stage / run_id, conn))
+            _put(conn, folder_row(Path(root), Path(root) / LOGS_DIRNAME / stage / run_id, conn))
         _drop(conn, gone)
         conn.execute("COMMIT")
     except BaseException:
@@ -288,7 +206,7 @@ def refresh(conn: sqlite3.Connection, root: Path) -> int:
 def upsert(conn: sqlite3.Connection, root: Path, run_dir: Path) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
-        _put(conn, _row(Path(root), Path(run_dir), conn))
+        _put(conn, folder_row(Path(root), Path(run_dir), conn))
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
