@@ -4,6 +4,7 @@ the same word and treatment in `src.runs list`, `src.compare`, `src.report` and 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -60,6 +61,13 @@ def test_fresh_clone_lists_dvc_stage_folders_as_committed_not_damaged(dvc_repo: 
 
     acc = run_cli(clone, SMOKE, module="src.acceptance")
     assert acc.returncode == 0 and "committed: no local record" in acc.stdout and "acceptance: PASS" in acc.stdout
+
+    # src.reproduce: the record's blob, named by the committed manifest (repro/), not "runtime_meta.json: missing"
+    rep = run_cli(clone, SMOKE, module="src.reproduce")
+    assert rep.returncode == 2 and "named by repro/d92-5/smoke.dvc" in rep.stderr and "DVC cache" in rep.stderr, rep.stderr
+    shutil.copytree(dvc_repo / ".dvc/cache", clone / ".dvc/cache")  # as `dvc pull` would bring it
+    rep = run_cli(clone, SMOKE, module="src.reproduce", timeout=300)
+    assert rep.returncode == 0, rep.stdout[-2000:] + rep.stderr[-2000:]
 
     [api] = _load_runs(clone)
     assert (api["status"], api["state"], api["problems"]) == ("committed", "committed", row["problems"])

@@ -126,10 +126,20 @@ def from_revision(root: Path, ref: str, dvc_stage: str) -> Recorded:
     return from_manifest(root, shown.stdout, f"{ref}:{rel}", ref, f"git:{sha}")
 
 
+def _folder(root: Path, run_dir: Path, label: str) -> Recorded:  # hook: leftover
+    """A run folder; a DVC stage's folder as a fresh clone holds it has no record (git-ignored, per
+    machine): its committed manifest (repro/<stage>/<run id>.dvc) names the record's blob instead."""
+    manifest = root / MANIFEST_DIR / run_dir.parent.name / f"{run_dir.name}.dvc"
+    if not (run_dir / "runtime_meta.json").exists() and manifest.is_file():
+        return from_manifest(root, manifest.read_text(encoding="utf-8"), manifest.relative_to(root).as_posix(),
+                             label, "manifest")
+    return from_folder(run_dir, label)
+
+
 def resolve(root: Path, ref: str, dvc_stage: str = "smoke") -> Recorded:
     path = Path(ref)
     if path.is_dir():
-        return from_folder(path.resolve(), ref)
+        return _folder(root, path.resolve(), ref)
     if "/" not in ref and ref not in (".", ".."):
         logs = root / LOGS_DIRNAME
         hits = sorted(p for p in logs.glob(f"*/{ref}") if p.is_dir()) if logs.is_dir() else []
@@ -138,7 +148,7 @@ def resolve(root: Path, ref: str, dvc_stage: str = "smoke") -> Recorded:
             found = hits or manifests
             raise LookupError(f"run id {ref!r} is ambiguous: {', '.join(p.relative_to(root).as_posix() for p in found)}")
         if hits:
-            return from_folder(hits[0], ref)
+            return _folder(root, hits[0], ref)
         if manifests:
             m = manifests[0]
             return from_manifest(root, m.read_text(encoding="utf-8"), m.relative_to(root).as_posix(), ref, "manifest")
