@@ -42,7 +42,7 @@ def lock_outputs(root: Path, run_dir: Path) -> dict[str, str] | None:
     when dvc.lock is absent, unreadable or lists nothing there."""
     try:
         rel = Path(run_dir).resolve().relative_to(Path(root).resolve()).as_posix() + "/"
-        lock = yaml.load((Path(root) / LOCK_NAME).read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        lock = yaml.safe_load((Path(root) / LOCK_NAME).read_text(encoding="utf-8"))
     except (OSError, ValueError, yaml.YAMLError):
         return None
     stages = lock.get("stages") if isinstance(lock, dict) else None
