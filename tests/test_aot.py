@@ -257,3 +257,24 @@ def test_a_run_without_the_module_uses_the_jit_and_builds_it_for_the_next_run(re
     rec = _kernel_rec(second, repo)["aot"]
     assert rec["used"] and rec["built"] is False and "note:" not in second.stderr, rec
     _golden(second, repo)
+
+
+@pytest.mark.slow
+def test_a_failed_build_with_a_compiler_exits_4_and_a_run_then_starts_no_other(repo: Path) -> None:
+    """A compiler that fails (CC=false): exit 4, one `error:` line, the JIT warmed all the same, the failure
+    kept (aot-failed.json) so a run uses the JIT without starting a build that would fail again."""
+    key = _drop_module(repo)
+    proc = _build(repo, CC=shutil.which("false") or "/bin/false")
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: the compiled engine module was not built"), proc.stderr
+    assert "runs will use numba's JIT" in lines[0]
+    assert not (repo / f".cache/numba/{key}/aot").exists()
+    assert [p.name for p in (repo / f".cache/numba/{key}").iterdir() if p.name.startswith("build-")] == []
+    failed = json.loads((repo / f".cache/numba/{key}/aot-failed.json").read_text())
+    run = run_cli(repo, "stage=d92-5", "engine=kernel", "run.id=a", timeout=300)
+    rec = _kernel_rec(run, repo)["aot"]
+    assert rec["background_build"] is False and rec["error"] == failed["error"][:500], rec
+    again = _build(repo)  # the command retries, and a success clears the failure
+    assert again.returncode == 0 and again.stdout.startswith("built "), again.stderr
+    assert not (repo / f".cache/numba/{key}/aot-failed.json").exists()

@@ -152,6 +152,7 @@ def _build(dest: Path) -> dict[str, Any]:
     proc = subprocess.run([sys.executable, "-m", "src.engine.aot_build", str(tmp), NAME], cwd=jitcache.ROOT,
                           capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
     if proc.returncode != 0:
+        shutil.rmtree(tmp, ignore_errors=True)
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise RuntimeError(f"ahead-of-time build of {MODULE} failed (exit {proc.returncode}): {last}")
     so = tmp / _so_name()
@@ -160,11 +161,10 @@ def _build(dest: Path) -> dict[str, Any]:
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
     tmp.chmod(0o755)  # mkdtemp's 0700 would hide the cache from other users of the checkout
     try:
-        os.replace(tmp, dest)  # atomic; fails if another process put its build there first
+        os.replace(tmp, dest)  # atomic (callers hold the lock; without it a parallel build would lose here)
     except OSError:
-        for p in tmp.iterdir():
-            p.unlink()
-        tmp.rmdir()
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     return manifest
 
 
