@@ -200,6 +200,13 @@ def test_two_builds_at_once_build_once(repo: Path) -> None:
     assert sorted(p.name for p in (repo / f".cache/numba/{key}").iterdir()) == ["aot", "aot.lock"]
 
 
+def test_build_command_takes_no_arguments(repo: Path) -> None:
+    proc = subprocess.run([sys.executable, *BUILD, "--force"], cwd=repo, capture_output=True, text=True,
+                          env=clean_env(), timeout=120)
+    assert proc.returncode == 2 and proc.stdout == "", proc.stdout
+    assert proc.stderr.startswith("error: ") and len(proc.stderr.splitlines()) == 1 and "--force" in proc.stderr
+
+
 @pytest.mark.parametrize("how", ["CC", "PATH"])
 def test_build_without_a_c_compiler_says_so_and_warms_the_jit(repo: Path, tmp_path: Path, how: str) -> None:
     _drop_module(repo)

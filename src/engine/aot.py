@@ -235,7 +235,7 @@ def _defer() -> dict[str, Any]:
         why = ("a build is under way (another process holds the lock)" if busy else
                f"the module (~5-20 s) is built in the background when this run ends; `{BUILD_CMD}` builds it ahead")
     print(f"note: no compiled engine module for this kernel source (key {k}): this run uses numba's JIT "
-          f"(a first compile takes ~5-15 s); {why}", file=sys.stderr, flush=True)
+          f"(a first compile takes ~5-25 s); {why}", file=sys.stderr, flush=True)
     return rec
 
 

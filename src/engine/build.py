@@ -12,7 +12,6 @@ or the JIT could not be warmed (one `error:` line).
 """
 from __future__ import annotations
 
-import argparse
 import platform
 import sys
 import time
@@ -51,8 +50,14 @@ def _jit_instead(reason: str, failed: bool = False) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m src.engine.build", description=__doc__.split("\n\n")[0])
-    parser.parse_args(argv)
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] in ("-h", "--help"):
+        print(__doc__)
+        return ExitCode.OK
+    if args:
+        print(f"error: python -m src.engine.build takes no arguments (got {' '.join(args)!r}; -h for help)",
+              file=sys.stderr)
+        return ExitCode.USAGE
     if not aot.enabled():
         return _jit_instead("KERNEL_AOT=0: the ahead-of-time module is not used")
     cc, cc_path = aot.c_compiler()
