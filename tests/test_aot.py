@@ -285,3 +285,19 @@ def test_a_failed_build_with_a_compiler_exits_4_and_a_run_then_starts_no_other(r
     again = _build(repo)  # the command retries, and a success clears the failure
     assert again.returncode == 0 and again.stdout.startswith("built "), again.stderr
     assert not (repo / f".cache/numba/{key}/aot-failed.json").exists()
+
+
+def test_a_run_while_a_build_holds_the_lock_uses_the_jit_and_starts_no_other(repo: Path) -> None:
+    import fcntl
+
+    key = _drop_module(repo)
+    lock = repo / f".cache/numba/{key}/aot.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as a running `python -m src.engine.build` holds it
+        proc = run_cli(repo, "stage=d92-5", "engine=kernel", "run.id=a", timeout=300)
+    rec = _kernel_rec(proc, repo)["aot"]
+    assert rec == {"used": False, "built": False, "missing": True, "key": key, "background_build": False}, rec
+    assert "a build is under way" in proc.stderr
+    assert not (repo / f".cache/numba/{key}/aot-build.log").exists()
+    _golden(proc, repo)
