@@ -247,7 +247,8 @@ M: dict[str, list[tuple[str, str, str]]] = {
          '            cur_day, cur_slot = day, -1'),
     ],
     'KERNEL ONLY: round half up': [
-        (KN, "elif f > 0.5 or (f == 0.5 and (lo > 0.0 or (lo == 0.0 and not _even(n)))):",
+        ("src/engine/kernel_round.py",  # hook: aotsetup (py_round moved out of kernel.py)
+         "elif f > 0.5 or (f == 0.5 and (lo > 0.0 or (lo == 0.0 and not _even(n)))):",
          "elif f >= 0.5:"),
     ],
     'KERNEL ONLY: last valid quote not kept for the mark': [

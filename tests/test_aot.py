@@ -3,16 +3,21 @@ CPU with no fused multiply-add, accepted by the import hardlock only as exactly 
 digest) that was loaded, and never loaded when its bytes are not the build's.
 
 (An edit to a kernel source that keeps size and mtime rebuilds it: tests/test_kernel.py's
-test_an_edit_keeping_size_and_mtime_recompiles_and_results_follow, slow.)
+test_an_edit_keeping_size_and_mtime_recompiles_and_results_follow, slow.) The set-up command,
+`python -m src.engine.build`, and a run that finds no module: the tests at the end.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from conftest import REPO, clean_env, load_json, run_cli, run_dir_of
 
@@ -120,3 +125,179 @@ def test_a_module_whose_bytes_are_not_the_builds_is_never_loaded(repo: Path) -> 
     assert (run_dir / "kpi_summary.json").read_text() == (golden / "d92-5_kpi_summary.json").read_text()
     assert hashlib.sha256((run_dir / "trades.jsonl").read_bytes()).hexdigest() == \
         (golden / "d92-5_trades.sha256").read_text().strip()
+
+
+# --- the set-up build (python -m src.engine.build) and a run that finds no module -------------------
+
+BUILD = ("-m", "src.engine.build")
+
+
+def _build(repo: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, *BUILD], cwd=repo, capture_output=True, text=True, timeout=600,
+                          env=clean_env(**env))
+
+
+def _aot_key(repo: Path) -> str:
+    return _py("import json, sys; sys.path.insert(0, '.'); from src.engine import aot; print(json.dumps(aot.key()))",
+               cwd=repo)["key"]
+
+
+def _kernel_rec(proc: subprocess.CompletedProcess[str], repo: Path) -> dict:
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return load_json(run_dir_of(proc, repo) / "runtime_meta.json")["engine"]["kernel"]
+
+
+def _golden(proc: subprocess.CompletedProcess[str], repo: Path) -> None:
+    run_dir, golden = run_dir_of(proc, repo), REPO / "tests/golden"
+    assert (run_dir / "kpi_summary.json").read_text() == (golden / "d92-5_kpi_summary.json").read_text()
+    assert hashlib.sha256((run_dir / "trades.jsonl").read_bytes()).hexdigest() == \
+        (golden / "d92-5_trades.sha256").read_text().strip()
+
+
+def _drop_module(repo: Path) -> str:
+    key = _aot_key(repo)
+    shutil.rmtree(repo / f".cache/numba/{key}/aot", ignore_errors=True)
+    return key
+
+
+@pytest.mark.slow
+def test_build_command_builds_once_then_up_to_date_and_runs_use_it(repo: Path) -> None:
+    """Builds; a second call is "up to date"; a run then loads it (built by this run: false), says nothing on
+    stderr; an edit to a kernel source keeping its size and mtime: the command builds again, under a new key."""
+    key = _drop_module(repo)
+    first = _build(repo)
+    assert first.returncode == 0 and first.stdout.startswith("built .cache/numba/"), first.stdout + first.stderr
+    so = f".cache/numba/{key}/aot/_aot_kernel"
+    assert so in first.stdout and re.search(r" in \d+\.\d s ", first.stdout), first.stdout
+    again = _build(repo)
+    assert again.returncode == 0 and again.stdout.startswith(f"up to date: {so}"), again.stdout + again.stderr
+    proc = run_cli(repo, "stage=d92-5", "engine=kernel", "run.id=a")
+    rec = _kernel_rec(proc, repo)["aot"]
+    assert rec["used"] and rec["built"] is False and rec["key"] == key and "note:" not in proc.stderr, rec
+    _golden(proc, repo)
+    src = repo / "src/engine/kernel.py"  # the same edit as test_kernel.py's: size and mtime kept
+    text, st_ = src.read_text(), src.stat()
+    old = "rec.entry_spread_bps = py_round(pf[P_SPREAD], 1e4) + 0.0"
+    src.write_text(text.replace(old, old.replace("1e4", "1e1")))
+    os.utime(src, ns=(st_.st_atime_ns, st_.st_mtime_ns))
+    edited = _build(repo)
+    new_key = _aot_key(repo)
+    assert new_key != key and edited.returncode == 0, edited.stderr
+    assert edited.stdout.startswith(f"built .cache/numba/{new_key}/aot/"), edited.stdout
+
+
+@pytest.mark.slow
+def test_two_builds_at_once_build_once(repo: Path) -> None:
+    """The lock: one builds, the other waits and finds it up to date; one module, no leftover build folder."""
+    key = _drop_module(repo)
+    procs = [subprocess.Popen([sys.executable, *BUILD], cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=clean_env()) for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    firsts = sorted(o[0].split(" ", 1)[0] for o in outs)
+    assert firsts == ["built", "up"], outs
+    assert "built by another process while this one waited" in next(o[0] for o in outs if o[0].startswith("up"))
+    assert sorted(p.name for p in (repo / f".cache/numba/{key}").iterdir()) == ["aot", "aot.lock"]
+
+
+def test_build_command_takes_no_arguments(repo: Path) -> None:
+    proc = subprocess.run([sys.executable, *BUILD, "--force"], cwd=repo, capture_output=True, text=True,
+                          env=clean_env(), timeout=120)
+    assert proc.returncode == 2 and proc.stdout == "", proc.stdout
+    assert proc.stderr.startswith("error: ") and len(proc.stderr.splitlines()) == 1 and "--force" in proc.stderr
+
+
+@pytest.mark.parametrize("how", ["CC", "PATH"])
+def test_build_without_a_c_compiler_says_so_and_warms_the_jit(repo: Path, tmp_path: Path, how: str) -> None:
+    _drop_module(repo)
+    env = {"CC": "/nowhere/gcc"} if how == "CC" else {"PATH": str(tmp_path / "empty-bin")}
+    proc = _build(repo, **env)
+    assert proc.returncode == 0 and proc.stdout == "", proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("warning: "), proc.stderr
+    assert "no C compiler" in lines[0] and ("'/nowhere/gcc'" if how == "CC" else "'gcc'") in lines[0]
+    assert "runs will use numba's JIT" in lines[0] and "cache is warm (.cache/numba/" in lines[0]
+    assert not (repo / f".cache/numba/{_aot_key(repo)}/aot").exists()
+
+
+def test_a_run_without_the_module_and_a_compiler_says_so_in_one_line_and_uses_the_jit(repo: Path) -> None:
+    """No module for this source and no compiler: the JIT runs (same bytes), one line on stderr says what
+    happens and the command that does it ahead, runtime_meta.json records it; no build is started."""
+    key = _drop_module(repo)
+    proc = run_cli(repo, "stage=d92-5", "engine=kernel", "run.id=a", env=clean_env(CC="/nowhere/gcc"), timeout=300)
+    rec = _kernel_rec(proc, repo)
+    notes = [ln for ln in proc.stderr.splitlines() if ln.startswith("note: ")]
+    assert len(notes) == 1 and key in notes[0] and "numba's JIT" in notes[0], proc.stderr
+    assert "no C compiler" in notes[0] and "python -m src.engine.build" in notes[0], notes
+    assert rec["aot"] == {"used": False, "built": False, "missing": True, "key": key, "background_build": False,
+                          "error": "no C compiler: '/nowhere/gcc' not found on PATH"}, rec["aot"]
+    assert rec["cache"]["cpu_name"] != "generic"
+    _golden(proc, repo)
+    assert not (repo / f".cache/numba/{key}/aot").exists() and not (repo / f".cache/numba/{key}/aot-build.log").exists()
+
+
+def test_a_run_after_a_failed_build_does_not_start_another(repo: Path) -> None:
+    key = _drop_module(repo)
+    (repo / f".cache/numba/{key}").mkdir(parents=True, exist_ok=True)
+    (repo / f".cache/numba/{key}/aot-failed.json").write_text(json.dumps({"key": key, "error": "pycc: boom"}))
+    proc = run_cli(repo, "stage=d92-5", "engine=kernel", "run.id=a", timeout=300)
+    rec = _kernel_rec(proc, repo)["aot"]
+    assert rec["background_build"] is False and rec["error"] == "pycc: boom", rec
+    assert "its last build failed (pycc: boom)" in proc.stderr
+    assert not (repo / f".cache/numba/{key}/aot-build.log").exists()
+
+
+@pytest.mark.slow
+def test_a_run_without_the_module_uses_the_jit_and_builds_it_for_the_next_run(repo: Path) -> None:
+    from test_kernel import wait_for_build
+
+    key = _drop_module(repo)
+    first = run_cli(repo, "stage=d92-5", "engine=kernel", "run.id=a", timeout=300)
+    rec = _kernel_rec(first, repo)["aot"]
+    assert rec == {"used": False, "built": False, "missing": True, "key": key, "background_build": True}, rec
+    notes = [ln for ln in first.stderr.splitlines() if ln.startswith("note: ")]
+    assert len(notes) == 1 and "built in the background when this run ends" in notes[0], first.stderr
+    _golden(first, repo)
+    wait_for_build(repo, key)
+    assert (repo / f".cache/numba/{key}/aot-build.log").read_text().startswith("built ")
+    second = run_cli(repo, "stage=d92-5", "engine=kernel", "run.id=b")
+    rec = _kernel_rec(second, repo)["aot"]
+    assert rec["used"] and rec["built"] is False and "note:" not in second.stderr, rec
+    _golden(second, repo)
+
+
+@pytest.mark.slow
+def test_a_failed_build_with_a_compiler_exits_4_and_a_run_then_starts_no_other(repo: Path) -> None:
+    """A compiler that fails (CC=false): exit 4, one `error:` line, the JIT warmed all the same, the failure
+    kept (aot-failed.json) so a run uses the JIT without starting a build that would fail again."""
+    key = _drop_module(repo)
+    proc = _build(repo, CC=shutil.which("false") or "/bin/false")
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: the compiled engine module was not built"), proc.stderr
+    assert "runs will use numba's JIT" in lines[0]
+    assert not (repo / f".cache/numba/{key}/aot").exists()
+    assert [p.name for p in (repo / f".cache/numba/{key}").iterdir() if p.name.startswith("build-")] == []
+    failed = json.loads((repo / f".cache/numba/{key}/aot-failed.json").read_text())
+    run = run_cli(repo, "stage=d92-5", "engine=kernel", "run.id=a", timeout=300)
+    rec = _kernel_rec(run, repo)["aot"]
+    assert rec["background_build"] is False and rec["error"] == failed["error"][:500], rec
+    again = _build(repo)  # the command retries, and a success clears the failure
+    assert again.returncode == 0 and again.stdout.startswith("built "), again.stderr
+    assert not (repo / f".cache/numba/{key}/aot-failed.json").exists()
+
+
+def test_a_run_while_a_build_holds_the_lock_uses_the_jit_and_starts_no_other(repo: Path) -> None:
+    import fcntl
+
+    key = _drop_module(repo)
+    lock = repo / f".cache/numba/{key}/aot.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as a running `python -m src.engine.build` holds it
+        proc = run_cli(repo, "stage=d92-5", "engine=kernel", "run.id=a", timeout=300)
+    rec = _kernel_rec(proc, repo)["aot"]
+    assert rec == {"used": False, "built": False, "missing": True, "key": key, "background_build": False}, rec
+    assert "a build is under way" in proc.stderr
+    assert not (repo / f".cache/numba/{key}/aot-build.log").exists()
+    _golden(proc, repo)

@@ -64,6 +64,7 @@ COVERED_BY: list[tuple[str, str]] = [
     (r"^python -m src\.compare .*HEAD|^dvc (repro|exp run smoke |params diff |metrics diff |plots |exp show --no-pager --only-changed --hide-workspace )",
      "tests/test_readme.py::test_dvc_walkthrough_and_compare_commands_as_documented"),
     (r"^dvc remote (add|modify) ", "tests/test_readme.py::test_documented_remote_setup_commands_work"),
+    (r"^python -m src\.engine\.build$", "tests/test_aot.py::test_build_command_builds_once_then_up_to_date_and_runs_use_it"),
     (r"^python benchmarks/bench_\w+\.py( |$)", "tests/test_benchmarks.py::test_benchmark_quick_mode_runs_and_prints_its_figures"),
 ]
 

@@ -24,9 +24,10 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 # every file the njit code compiles from (records.py: the codes and trade fields the kernel freezes in)
-# (kernel_layout.py: the layouts it freezes; aot_build.py: how the ahead-of-time module is built, aot.py)
+# (kernel_round.py: its round(); kernel_layout.py: the layouts it freezes; aot_build.py: how the
+# ahead-of-time module is built, aot.py)
 KERNEL_SOURCES = tuple(Path(__file__).resolve().with_name(f) for f in (
-    "kernel.py", "kernel_json.py", "records.py", "kernel_layout.py", "aot_build.py")) + (
+    "kernel.py", "kernel_round.py", "kernel_json.py", "records.py", "kernel_layout.py", "aot_build.py")) + (
     ROOT / "src" / "market" / "synth_jit.py",)  # the market's compiled block generator
 CACHE_ROOT = ROOT / ".cache" / "numba"
 

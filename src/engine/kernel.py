@@ -5,8 +5,8 @@ zones.py and market/book.py (those stay the specification; tests/test_engine_equ
 proves this equal to them byte for byte). No fastmath and no FMA: Numba leaves LLVM's
 fp-contract off unless fastmath is asked for, and a test checks the machine code has
 no fused multiply-add. Errors behave like Python's (error_model="python": a division by
-zero raises). Python's round() is reproduced exactly (`py_round`), because the kill
-switch sums the trades' rounded pnl_usd.
+zero raises). Python's round() is reproduced exactly (`py_round`, kernel_round.py), because the
+kill switch sums the trades' rounded pnl_usd.
 
 Layout (vectorbt's way): one state per session in a few arrays, trades appended to a
 record array of TRADE_DT; the thin Python layer in kernel_run.py feeds chunks, asks
@@ -27,68 +27,15 @@ from src.engine.records import (BUY_KRW_SELL_USDT, COST_FLOOR, HARD, INSUFFICIEN
                                 MAX_OPEN_POSITIONS, NO_EXIT, NO_KIND, OUTSIDE_ZONE, OUTSIDE_ZONES, SELL_KRW_BUY_USDT,
                                 SOFT, SPREAD_REVERSAL, STOP_LOSS, TAKE_PROFIT, TIME_LIMIT)
 
+# Python's round() bit for bit (kernel_round.py; kernel_json.py prints floats with it too)
+from src.engine.kernel_round import py_round  # noqa: E402,F401
+
 # the state, params and position layouts and the trade record (kernel_layout.py: no numba there, so the
 # Python layer and the ahead-of-time build (aot.py) read them without importing numba)
 from src.engine.kernel_layout import (DEPTH_DEN, DEPTH_NUM, FLOOR_MULT, GROWTH, KRW_FEE, LEVELS,  # noqa: E402,F401
                                       LOSS_LIMIT, MAX_OPEN, MIN_FILL, N_DAYS, N_OPEN, N_TRADES, NOTIONAL,
                                       P_FX, P_KRW, P_QTY, P_SLIP_KRW, P_SLIP_USDT, P_SPREAD, P_T, P_TARGET,
                                       P_USDT, RT_FEE, SIGNALS, STEP, TICKS, TRADE_DT, UPDATES, USDT_FEE)
-
-_TWO53 = 9007199254740992.0
-
-
-@njit(cache=True)
-def _two_prod(a: float, b: float) -> tuple[float, float]:
-    """a*b exactly as p + e (Dekker, no FMA); no overflow or underflow for the callers' ranges."""
-    p = a * b
-    t = 134217729.0 * a
-    ah = t - (t - a)
-    al = a - ah
-    t = 134217729.0 * b
-    bh = t - (t - b)
-    bl = b - bh
-    e = ((ah * bh - p) + ah * bl + al * bh) + al * bl
-    return p, e
-
-
-@njit(cache=True)
-def _even(n: float) -> bool:
-    """n (a whole float below 2**53) is even; exact, and with no float remainder (LLVM expands
-    `frem` with a fused multiply-add on FMA CPUs: exact, but it would blur the no-FMA check)."""
-    return np.floor(n * 0.5) * 2.0 == n
-
-
-@njit(cache=True)
-def py_round(x: float, p: float) -> float:
-    """Python's round(x, nd) with p = 10.0**nd (0 <= nd <= 15): the correctly rounded decimal
-    (half to even), converted back to the nearest float; the sign survives (-0.0)."""
-    if not np.isfinite(x):
-        return x
-    a = abs(x)
-    hi = a * p
-    if hi >= _TWO53:
-        return x  # x is then the nearest float to its own rounding (spacing of x > 1/p)
-    if hi < 0.25:
-        return np.copysign(0.0, x)
-    if hi < 1099511627776.0:  # 2**40: hi is a*p within ulp(hi)/2 <= 2**-13, so unless the fraction is
-        n = np.floor(hi)  # within 1e-3 of a tie, it alone says which way a*p rounds (exact: f = hi - n)
-        f = hi - n
-        if f < 0.499 or f > 0.501:
-            return np.copysign((n + 1.0 if f > 0.5 else n) / p, x)
-    hi, lo = _two_prod(a, p)  # a*p == hi + lo exactly, |lo| <= ulp(hi)/2
-    n = np.floor(hi)
-    f = hi - n  # exact
-    if hi >= 4503599627370496.0:  # 2**52: hi is an integer, only lo = +-0.5 is a tie
-        if lo == 0.5:
-            n = n if _even(n) else n + 1.0
-        elif lo == -0.5:
-            n = n if _even(n) else n - 1.0
-    elif f > 0.5 or (f == 0.5 and (lo > 0.0 or (lo == 0.0 and not _even(n)))):
-        n += 1.0
-    if n >= _TWO53:
-        return x
-    return np.copysign(n / p, x)
-
 
 @njit(cache=True)
 def _walk(top: float, size: float, qty: float, side: int, prm: np.ndarray) -> float:

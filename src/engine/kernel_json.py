@@ -1,7 +1,7 @@
 """trades.jsonl lines from the kernel's records, compiled: the bytes json.dumps would write.
 
 A float is printed as Python's repr() does, for the values where that is provably a
-plain decimal: for the smallest k with round(v, k) == v (exactly, `kernel.py_round`), if
+plain decimal: for the smallest k with round(v, k) == v (exactly, `kernel_round.py_round`), if
 the spacing of floats at v is below 10**-k, the k-decimal D nearest to v is the only
 decimal of at most k places that reads back as v, so repr(v) is D with its trailing
 zeros dropped (positional as repr is between 1e-4 and 1e16). Any other value (and a
@@ -19,7 +19,7 @@ import math  # noqa: E402
 import numpy as np  # noqa: E402
 from numba import njit  # noqa: E402
 
-from src.engine.kernel import _even, _two_prod, py_round  # noqa: E402
+from src.engine.kernel_round import _even, _two_prod, py_round  # noqa: E402
 
 _POW10 = np.array([10.0**k for k in range(23)])  # exact floats up to 1e22
 

@@ -111,6 +111,10 @@ def open_run(loaded: LoadedConfig, timings: dict[str, float]) -> _Run | Outcome:
     """Build the market and claim the run folder; bad input is refused (exit 2) before any folder exists."""
     cfg, root = loaded.cfg, loaded.root
     engine, market_jit = choose_engine(cfg)
+    if engine is not Engine.reference or market_jit:  # hook: aotsetup: no compiled module -> JIT, build at exit
+        from src.engine import aot  # hook: aotsetup
+
+        aot.defer_build()  # hook: aotsetup
     warm = warm_kernel(market_jit) if engine is not Engine.reference else None
     symbols = tuple(s.symbol for s in cfg.universe_specs)
     params = EngineParams.from_config(cfg)
