@@ -33,21 +33,28 @@ _R = 3.6541528853610088  # ziggurat tail start (ziggurat._R)
 
 
 @njit(**_OPTS)
+def taylor5(v: float) -> float:
+    """e**v by its degree-5 Taylor polynomial in Horner form (|v| small), in detmath's order."""
+    q = v * (1.0 / 120.0)
+    q += 1.0 / 24.0
+    q *= v
+    q += 1.0 / 6.0
+    q *= v
+    q += 0.5
+    q *= v
+    q += 1.0
+    q *= v
+    q += 1.0
+    return q
+
+
+@njit(**_OPTS)
 def exp_core(x: float, tf: np.ndarray, p2: np.ndarray, c: np.ndarray) -> float:
     """detmath.exp for |x| <= 708. c = (inv, hi, lo); tf = 2**(j/256); p2[m + 1022] = 2**m."""
     kf = np.rint(x * c[0])
     r = x - kf * c[1]
     r -= kf * c[2]
-    q = r * (1.0 / 120.0)
-    q += 1.0 / 24.0
-    q *= r
-    q += 1.0 / 6.0
-    q *= r
-    q += 0.5
-    q *= r
-    q += 1.0
-    q *= r
-    q += 1.0
+    q = taylor5(r)
     ki = np.int64(kf)
     return (tf[ki & 255] * p2[(ki >> 8) + 1022]) * q  # the product of the two is exact (normal range)
 
@@ -165,9 +172,14 @@ def block(mw: np.ndarray, rw: np.ndarray, have: np.ndarray, cap: np.ndarray, poo
     """One block for every symbol (pools start with pool0 words). mw[s]: the symbol's 5*B main words (price, premium,
     jump, usdt depth, krw depth); rw[s]: its first have[s] retry words; sym[s] = (usd,
     y, premium mean, usdt half, krw half, depth usd); p = (sigma, 0.5*sigma*sigma,
-    innov_sd, jump_sd, noise, log_shift). Writes out[f, t, s] for f = usdt bid/ask, krw
-    bid/ask, usdt/krw size, and the carried usd, y to sym[s, 6:8]; returns -1, or
-    the first symbol whose pool must grow to cap[s] words (then nothing is final).
+    innov_sd, jump_sd, noise, log_shift, force_exp). Writes out[f, t, s] for f = usdt bid/ask,
+    krw bid/ask, usdt/krw size, and the carried usd, y to sym[s, 6:8]; returns -1 (the price
+    growth took the Taylor polynomial: every step of the block within 1/256) or -2 (detmath
+    exp: some step beyond, or force_exp != 0), or the first symbol whose pool must grow to
+    cap[s] words (then nothing is final). The growth is chosen over all the symbols given:
+    a caller that splits a block's symbols over workers reruns with force_exp the workers
+    that returned -1 when another returned -2 (synth_workers.py), so the bits never depend
+    on the split. out may be a view of a wider array (a worker's columns of the block).
     work: (4, symbols, B) scratch, symbol-major (a symbol's ticks are contiguous while its
     sequential recursions run): price, premium deviation, the two depth normals."""
     kt, wt, ft, tf, p2, c = tabs
@@ -180,7 +192,7 @@ def block(mw: np.ndarray, rw: np.ndarray, have: np.ndarray, cap: np.ndarray, poo
     col = np.empty(b)
     z = np.empty(b)
     px = work[0]
-    taylor = True
+    taylor = p[6] == 0.0  # p[6] != 0: detmath exp whatever the steps (another worker's symbols needed it)
     lo, hi = -1.0 / 256.0, 1.0 / 256.0
     for s in range(n_sym):  # price normals of every symbol first: the growth is chosen over the block
         if not _normals(s, mw[s, 0:b], col, pos, cur, rw, ptr, cap, have, kt, wt, ft, tf, p2, c):
@@ -199,16 +211,7 @@ def block(mw: np.ndarray, rw: np.ndarray, have: np.ndarray, cap: np.ndarray, poo
         for t in range(b):
             v = px[s, t]
             if taylor:
-                q = v * (1.0 / 120.0)
-                q += 1.0 / 24.0
-                q *= v
-                q += 1.0 / 6.0
-                q *= v
-                q += 0.5
-                q *= v
-                q += 1.0
-                q *= v
-                q += 1.0
+                q = taylor5(v)
             else:
                 q = exp1(v, tf, p2, c)
             prev = prev * q if t > 0 else q * sym[s, 0]
@@ -299,7 +302,7 @@ def block(mw: np.ndarray, rw: np.ndarray, have: np.ndarray, cap: np.ndarray, poo
                 v = work[2 + f, s, t] * sym[s, 5]
                 v /= x
                 out[4 + f, t, s] = v
-    return -1
+    return -1 if taylor else -2
 
 
 def warm_up() -> None:
@@ -311,6 +314,7 @@ def warm_up() -> None:
     words = np.arange(5 * b * n, dtype=np.uint32).reshape(n, 5 * b) * np.uint32(2654435761)
     rw = (np.arange(1024 * n, dtype=np.uint32) * np.uint32(2246822519)).reshape(n, 1024)
     sym = np.ones((n, 8))
+    out = np.empty((6, b, n + 1))[:, :, :n]  # a worker's columns: the block is typed for views ("A" layout)
     block(words, rw, np.full(n, 1024, dtype=np.int64), np.empty(n, dtype=np.int64), 1024,
-          (*ziggurat.tables(), *detmath.jit_tables()), np.full(6, 1e-3), 1 << 20, np.full(b, 0.5), sym,
-          np.ones(b), np.empty((4, n, b)), np.empty((6, b, n)))
+          (*ziggurat.tables(), *detmath.jit_tables()), np.full(7, 1e-3), 1 << 20, np.full(b, 0.5), sym,
+          np.ones(b), np.empty((4, n, b)), out)
