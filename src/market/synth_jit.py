@@ -30,6 +30,7 @@ from numba import njit  # noqa: E402
 _OPTS = {"cache": True, "error_model": "numpy", "fastmath": False, "nogil": True}
 _U32 = 1.0 / 4294967296.0
 _R = 3.6541528853610088  # ziggurat tail start (ziggurat._R)
+_RND = 6755399441055744.0  # 1.5 * 2**52: (y + _RND) - _RND = rint(y) for |y| < 2**51 (round to nearest)
 
 
 @njit(**_OPTS)
@@ -51,7 +52,9 @@ def taylor5(v: float) -> float:
 @njit(**_OPTS)
 def exp_core(x: float, tf: np.ndarray, p2: np.ndarray, c: np.ndarray) -> float:
     """detmath.exp for |x| <= 708. c = (inv, hi, lo); tf = 2**(j/256); p2[m + 1022] = 2**m."""
-    kf = np.rint(x * c[0])
+    kf = x * c[0]
+    kf += _RND  # |kf| < 2**51: rounds to an integer, ties to even (np.rint's bits, without libm's rint call)
+    kf -= _RND
     r = x - kf * c[1]
     r -= kf * c[2]
     q = taylor5(r)
@@ -207,15 +210,15 @@ def block(mw: np.ndarray, rw: np.ndarray, have: np.ndarray, cap: np.ndarray, poo
     a = apow[0]
     a_scan = apow[scan - 1]
     for s in range(n_sym):
-        prev = sym[s, 0]
-        for t in range(b):
-            v = px[s, t]
-            if taylor:
-                q = taylor5(v)
-            else:
-                q = exp1(v, tf, p2, c)
-            prev = prev * q if t > 0 else q * sym[s, 0]
-            px[s, t] = prev
+        prev = sym[s, 0]  # the running product (prev * q == q * prev: the same bits either way)
+        if taylor:
+            for t in range(b):
+                prev *= taylor5(px[s, t])
+                px[s, t] = prev
+        else:
+            for t in range(b):
+                prev *= exp1(px[s, t], tf, p2, c)
+                px[s, t] = prev
         sym[s, 6] = prev
         # premium shock, then jumps (sizes from the retry pool), then the OU recursion
         if not _normals(s, mw[s, b:2 * b], col, pos, cur, rw, ptr, cap, have, kt, wt, ft, tf, p2, c):
@@ -253,11 +256,14 @@ def block(mw: np.ndarray, rw: np.ndarray, have: np.ndarray, cap: np.ndarray, poo
                 for i in range(n_bad):
                     col[np.int64(ticks[i])] += p[3] * jz[i]
         y = sym[s, 1]
-        for b0 in range(0, b, scan):  # synthetic._ou: z within the sub-block, then its start
-            z[b0] = col[b0]
-            for k in range(1, scan):
-                z[b0 + k] = z[b0 + k - 1] * a
-                z[b0 + k] += col[b0 + k]
+        for b0 in range(0, b, scan):  # synthetic._ou: z within each sub-block (every sub-block's
+            z[b0] = col[b0]  # k-th tick at once: independent recursions, no latency chain)
+        for k in range(1, scan):
+            for b0 in range(0, b, scan):
+                v = z[b0 + k - 1] * a
+                v += col[b0 + k]
+                z[b0 + k] = v
+        for b0 in range(0, b, scan):  # then each sub-block's start, in order
             for k in range(scan):
                 v = apow[k] * y
                 v += z[b0 + k]
