@@ -270,8 +270,12 @@ def block(mw: np.ndarray, rw: np.ndarray, have: np.ndarray, cap: np.ndarray, poo
                 col[b0 + k] = v
             y = a_scan * y + z[b0 + scan - 1]
         sym[s, 7] = y
-        for t in range(b):
-            work[1, s, t] = col[t]
+        pm = sym[s, 2]
+        for t in range(b):  # the premium factor 1 + (mean + y) * 1e-4
+            v = col[t] + pm
+            v *= 1e-4
+            v += 1.0
+            work[1, s, t] = v
         for f in range(2):  # depth: usdt, then krw; the lognormal factor exp(noise*z - noise**2/2)
             d = work[2 + f, s]
             if not _normals(s, mw[s, (3 + f) * b:(4 + f) * b], d, pos, cur, rw, ptr, cap, have, kt,
@@ -283,31 +287,33 @@ def block(mw: np.ndarray, rw: np.ndarray, have: np.ndarray, cap: np.ndarray, poo
                 v += p[5]
                 d[t] = v
                 inside &= v >= -708.0 and v <= 708.0
+            dep = sym[s, 5]  # depth in USD = depth_usd * the lognormal factor
             if inside:  # branch-free: LLVM may vectorise it (the same IEEE operations per element)
                 for t in range(b):
-                    d[t] = exp_core(d[t], tf, p2, c)
+                    d[t] = exp_core(d[t], tf, p2, c) * dep
             else:
                 for t in range(b):
-                    d[t] = exp1(d[t], tf, p2, c)
+                    d[t] = exp1(d[t], tf, p2, c) * dep
     # books and depth, tick by tick: the outputs are written in their (tick, symbol) order and
     # the symbol-major work read across (8 ticks share a cache line)
+    half = np.empty((4, n_sym))  # the spread factors, once per symbol
+    for s in range(n_sym):
+        half[0, s] = 1.0 - sym[s, 3]
+        half[1, s] = 1.0 + sym[s, 3]
+        half[2, s] = 1.0 - sym[s, 4]
+        half[3, s] = 1.0 + sym[s, 4]
     for t in range(b):
         ft_ = fx[t]
         for s in range(n_sym):
-            prem = work[1, s, t] + sym[s, 2]
-            prem *= 1e-4
-            prem += 1.0
             x = px[s, t]
             mid = x * ft_
-            mid *= prem
-            out[0, t, s] = x * (1.0 - sym[s, 3])
-            out[1, t, s] = x * (1.0 + sym[s, 3])
-            out[2, t, s] = mid * (1.0 - sym[s, 4])
-            out[3, t, s] = mid * (1.0 + sym[s, 4])
-            for f in range(2):
-                v = work[2 + f, s, t] * sym[s, 5]
-                v /= x
-                out[4 + f, t, s] = v
+            mid *= work[1, s, t]
+            out[0, t, s] = x * half[0, s]
+            out[1, t, s] = x * half[1, s]
+            out[2, t, s] = mid * half[2, s]
+            out[3, t, s] = mid * half[3, s]
+            out[4, t, s] = work[2, s, t] / x
+            out[5, t, s] = work[3, s, t] / x
     return -1 if taylor else -2
 
 
