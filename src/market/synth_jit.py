@@ -1,19 +1,17 @@
 """The synthetic market's block generator compiled with Numba: the same bits as the numpy path.
 
-`block()` computes one BLOCK of ticks for every symbol with exactly the float64
-operations of synthetic.py / ziggurat.py / detmath.py, in the same order per element:
-ziggurat normals (fast path, then Marsaglia & Tsang's fix in rounds of three retry words
-per pending variate, a retry pool per symbol with the same refill sizes), the GBM growth
-(Taylor polynomial or detmath exp, decided over the whole block), the running product,
-jumps, the OU recursion in sub-blocks, premium, books and lognormal depth. Only + - * /
-and table look-ups: no libm call (np.rint is exact; frexp is exact). Compiled without
-fastmath, so LLVM contracts no multiply-add into an FMA (tests check the machine code),
-with error_model="numpy" (a division by zero gives inf/nan as numpy does).
+`block()` computes one BLOCK of ticks for a run of symbols with exactly the float64 operations
+of synthetic.py / ziggurat.py / detmath.py, in the same order per element: ziggurat normals (fast
+path, then Marsaglia & Tsang's fix in rounds of three retry words per pending variate, a retry
+pool per symbol with the same refill sizes), the GBM growth (Taylor polynomial or detmath exp,
+decided over the whole block), the running product, jumps, the OU recursion in sub-blocks,
+premium, books and lognormal depth. Only + - * / and table look-ups, no libm call (rint by
+adding and subtracting 1.5 * 2**52; frexp is exact). No fastmath, so LLVM contracts no
+multiply-add into an FMA (tests check the machine code); error_model="numpy" (x/0 is inf/nan).
 
-Random words are drawn by the caller (numpy's PCG64, integer arithmetic); the retry
-words a block may use are handed in, and a block that would need more than were drawn
-returns the symbol and the pool size it needs: the caller draws them and runs the block
-again (the kernel changes no input). Cached by src/engine/jitcache.py (its key covers
+Random words are drawn by the caller (numpy's PCG64); a block that would need more retry words
+than were handed in returns the symbol and the pool size it needs: the caller draws them and runs
+the block again (the kernel changes no input). Cached by src/engine/jitcache.py (its key covers
 this file); imported only when a market is big enough (synthetic.py).
 """
 from __future__ import annotations
@@ -36,17 +34,7 @@ _RND = 6755399441055744.0  # 1.5 * 2**52: (y + _RND) - _RND = rint(y) for |y| < 
 @njit(**_OPTS)
 def taylor5(v: float) -> float:
     """e**v by its degree-5 Taylor polynomial in Horner form (|v| small), in detmath's order."""
-    q = v * (1.0 / 120.0)
-    q += 1.0 / 24.0
-    q *= v
-    q += 1.0 / 6.0
-    q *= v
-    q += 0.5
-    q *= v
-    q += 1.0
-    q *= v
-    q += 1.0
-    return q
+    return ((((v * (1.0 / 120.0) + 1.0 / 24.0) * v + 1.0 / 6.0) * v + 0.5) * v + 1.0) * v + 1.0
 
 
 @njit(**_OPTS)
@@ -172,19 +160,15 @@ def _normals(s: int, words: np.ndarray, out: np.ndarray, pos: np.ndarray, cur: n
 def block(mw: np.ndarray, rw: np.ndarray, have: np.ndarray, cap: np.ndarray, pool0: int, tabs: tuple,
           p: np.ndarray, jump_thr: int, apow: np.ndarray, sym: np.ndarray, fx: np.ndarray, work: np.ndarray,
           out: np.ndarray) -> int:
-    """One block for every symbol (pools start with pool0 words). mw[s]: the symbol's 5*B main words (price, premium,
-    jump, usdt depth, krw depth); rw[s]: its first have[s] retry words; sym[s] = (usd,
-    y, premium mean, usdt half, krw half, depth usd); p = (sigma, 0.5*sigma*sigma,
-    innov_sd, jump_sd, noise, log_shift, force_exp). Writes out[f, t, s] for f = usdt bid/ask,
-    krw bid/ask, usdt/krw size, and the carried usd, y to sym[s, 6:8]; returns -1 (the price
-    growth took the Taylor polynomial: every step of the block within 1/256) or -2 (detmath
-    exp: some step beyond, or force_exp != 0), or the first symbol whose pool must grow to
-    cap[s] words (then nothing is final). The growth is chosen over all the symbols given:
-    a caller that splits a block's symbols over workers reruns with force_exp the workers
-    that returned -1 when another returned -2 (synth_workers.py), so the bits never depend
-    on the split. out may be a view of a wider array (a worker's columns of the block).
-    work: (4, symbols, B) scratch, symbol-major (a symbol's ticks are contiguous while its
-    sequential recursions run): price, premium deviation, the two depth normals."""
+    """One block for the symbols given (pools start with pool0 words). mw[s]: the symbol's 5*B main
+    words (price, premium, jump, usdt depth, krw depth); rw[s]: its first have[s] retry words; sym[s] =
+    (usd, y, premium mean, usdt half, krw half, depth usd); p = (sigma, 0.5*sigma*sigma, innov_sd,
+    jump_sd, noise, log_shift, force_exp). Writes out[f, t, s] (f: usdt bid/ask, krw bid/ask, usdt/krw
+    size; out may be a worker's columns of a wider array) and the carried usd, y to sym[s, 6:8].
+    Returns -1 (price growth by the Taylor polynomial: every step within 1/256), -2 (detmath exp: a
+    step beyond, or force_exp != 0; synth_workers.py reruns the -1 workers of such a block with it, so
+    the bits never depend on the split), or the first symbol whose pool must grow to cap[s] words
+    (then nothing is final). work: (4, symbols, B) symbol-major scratch: price, premium, depths."""
     kt, wt, ft, tf, p2, c = tabs
     n_sym = mw.shape[0]
     b = fx.shape[0]
@@ -196,7 +180,6 @@ def block(mw: np.ndarray, rw: np.ndarray, have: np.ndarray, cap: np.ndarray, poo
     z = np.empty(b)
     px = work[0]
     taylor = p[6] == 0.0  # p[6] != 0: detmath exp whatever the steps (another worker's symbols needed it)
-    lo, hi = -1.0 / 256.0, 1.0 / 256.0
     for s in range(n_sym):  # price normals of every symbol first: the growth is chosen over the block
         if not _normals(s, mw[s, 0:b], col, pos, cur, rw, ptr, cap, have, kt, wt, ft, tf, p2, c):
             return s
@@ -204,7 +187,7 @@ def block(mw: np.ndarray, rw: np.ndarray, have: np.ndarray, cap: np.ndarray, poo
             v = col[t] * p[0]
             v -= p[1]
             px[s, t] = v
-            if not (v >= lo and v <= hi):
+            if not (v >= -1.0 / 256.0 and v <= 1.0 / 256.0):
                 taylor = False
     scan = apow.shape[0]
     a = apow[0]
@@ -246,9 +229,7 @@ def block(mw: np.ndarray, rw: np.ndarray, have: np.ndarray, cap: np.ndarray, poo
                 else:
                     col[pos[i]] += p[3] * (wt[j] * np.float64(mag))
             if n_bad:
-                bad_pos = np.empty(n_bad, np.int64)
-                for i in range(n_bad):
-                    bad_pos[i] = i
+                bad_pos = np.arange(n_bad)
                 jz = np.empty(n_bad)
                 ticks = z[:n_bad].copy()
                 if not _fix(s, bad_pos, cur, n_bad, jz, rw, ptr, cap, have, kt, wt, ft, tf, p2, c):
@@ -298,10 +279,7 @@ def block(mw: np.ndarray, rw: np.ndarray, have: np.ndarray, cap: np.ndarray, poo
     # the symbol-major work read across (8 ticks share a cache line)
     half = np.empty((4, n_sym))  # the spread factors, once per symbol
     for s in range(n_sym):
-        half[0, s] = 1.0 - sym[s, 3]
-        half[1, s] = 1.0 + sym[s, 3]
-        half[2, s] = 1.0 - sym[s, 4]
-        half[3, s] = 1.0 + sym[s, 4]
+        half[0, s], half[1, s], half[2, s], half[3, s] = 1.0 - sym[s, 3], 1.0 + sym[s, 3], 1.0 - sym[s, 4], 1.0 + sym[s, 4]
     for t in range(b):
         ft_ = fx[t]
         for s in range(n_sym):
