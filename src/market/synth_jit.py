@@ -1,19 +1,17 @@
 """The synthetic market's block generator compiled with Numba: the same bits as the numpy path.
 
-`block()` computes one BLOCK of ticks for every symbol with exactly the float64
-operations of synthetic.py / ziggurat.py / detmath.py, in the same order per element:
-ziggurat normals (fast path, then Marsaglia & Tsang's fix in rounds of three retry words
-per pending variate, a retry pool per symbol with the same refill sizes), the GBM growth
-(Taylor polynomial or detmath exp, decided over the whole block), the running product,
-jumps, the OU recursion in sub-blocks, premium, books and lognormal depth. Only + - * /
-and table look-ups: no libm call (np.rint is exact; frexp is exact). Compiled without
-fastmath, so LLVM contracts no multiply-add into an FMA (tests check the machine code),
-with error_model="numpy" (a division by zero gives inf/nan as numpy does).
+`block()` computes one BLOCK of ticks for a run of symbols with exactly the float64 operations
+of synthetic.py / ziggurat.py / detmath.py, in the same order per element: ziggurat normals (fast
+path, then Marsaglia & Tsang's fix in rounds of three retry words per pending variate, a retry
+pool per symbol with the same refill sizes), the GBM growth (Taylor polynomial or detmath exp,
+decided over the whole block), the running product, jumps, the OU recursion in sub-blocks,
+premium, books and lognormal depth. Only + - * / and table look-ups, no libm call (rint by
+adding and subtracting 1.5 * 2**52; frexp is exact). No fastmath, so LLVM contracts no
+multiply-add into an FMA (tests check the machine code); error_model="numpy" (x/0 is inf/nan).
 
-Random words are drawn by the caller (numpy's PCG64, integer arithmetic); the retry
-words a block may use are handed in, and a block that would need more than were drawn
-returns the symbol and the pool size it needs: the caller draws them and runs the block
-again (the kernel changes no input). Cached by src/engine/jitcache.py (its key covers
+Random words are drawn by the caller (numpy's PCG64); a block that would need more retry words
+than were handed in returns the symbol and the pool size it needs: the caller draws them and runs
+the block again (the kernel changes no input). Cached by src/engine/jitcache.py (its key covers
 this file); imported only when a market is big enough (synthetic.py).
 """
 from __future__ import annotations
@@ -30,24 +28,24 @@ from numba import njit  # noqa: E402
 _OPTS = {"cache": True, "error_model": "numpy", "fastmath": False, "nogil": True}
 _U32 = 1.0 / 4294967296.0
 _R = 3.6541528853610088  # ziggurat tail start (ziggurat._R)
+_RND = 6755399441055744.0  # 1.5 * 2**52: (y + _RND) - _RND = rint(y) for |y| < 2**51 (round to nearest)
+
+
+@njit(**_OPTS)
+def taylor5(v: float) -> float:
+    """e**v by its degree-5 Taylor polynomial in Horner form (|v| small), in detmath's order."""
+    return ((((v * (1.0 / 120.0) + 1.0 / 24.0) * v + 1.0 / 6.0) * v + 0.5) * v + 1.0) * v + 1.0
 
 
 @njit(**_OPTS)
 def exp_core(x: float, tf: np.ndarray, p2: np.ndarray, c: np.ndarray) -> float:
     """detmath.exp for |x| <= 708. c = (inv, hi, lo); tf = 2**(j/256); p2[m + 1022] = 2**m."""
-    kf = np.rint(x * c[0])
+    kf = x * c[0]
+    kf += _RND  # |kf| < 2**51: rounds to an integer, ties to even (np.rint's bits, without libm's rint call)
+    kf -= _RND
     r = x - kf * c[1]
     r -= kf * c[2]
-    q = r * (1.0 / 120.0)
-    q += 1.0 / 24.0
-    q *= r
-    q += 1.0 / 6.0
-    q *= r
-    q += 0.5
-    q *= r
-    q += 1.0
-    q *= r
-    q += 1.0
+    q = taylor5(r)
     ki = np.int64(kf)
     return (tf[ki & 255] * p2[(ki >> 8) + 1022]) * q  # the product of the two is exact (normal range)
 
@@ -162,14 +160,15 @@ def _normals(s: int, words: np.ndarray, out: np.ndarray, pos: np.ndarray, cur: n
 def block(mw: np.ndarray, rw: np.ndarray, have: np.ndarray, cap: np.ndarray, pool0: int, tabs: tuple,
           p: np.ndarray, jump_thr: int, apow: np.ndarray, sym: np.ndarray, fx: np.ndarray, work: np.ndarray,
           out: np.ndarray) -> int:
-    """One block for every symbol (pools start with pool0 words). mw[s]: the symbol's 5*B main words (price, premium,
-    jump, usdt depth, krw depth); rw[s]: its first have[s] retry words; sym[s] = (usd,
-    y, premium mean, usdt half, krw half, depth usd); p = (sigma, 0.5*sigma*sigma,
-    innov_sd, jump_sd, noise, log_shift). Writes out[f, t, s] for f = usdt bid/ask, krw
-    bid/ask, usdt/krw size, and the carried usd, y to sym[s, 6:8]; returns -1, or
-    the first symbol whose pool must grow to cap[s] words (then nothing is final).
-    work: (4, symbols, B) scratch, symbol-major (a symbol's ticks are contiguous while its
-    sequential recursions run): price, premium deviation, the two depth normals."""
+    """One block for the symbols given (pools start with pool0 words). mw[s]: the symbol's 5*B main
+    words (price, premium, jump, usdt depth, krw depth); rw[s]: its first have[s] retry words; sym[s] =
+    (usd, y, premium mean, usdt half, krw half, depth usd); p = (sigma, 0.5*sigma*sigma, innov_sd,
+    jump_sd, noise, log_shift, force_exp). Writes out[f, t, s] (f: usdt bid/ask, krw bid/ask, usdt/krw
+    size; out may be a worker's columns of a wider array) and the carried usd, y to sym[s, 6:8].
+    Returns -1 (price growth by the Taylor polynomial: every step within 1/256), -2 (detmath exp: a
+    step beyond, or force_exp != 0; synth_workers.py reruns the -1 workers of such a block with it, so
+    the bits never depend on the split), or the first symbol whose pool must grow to cap[s] words
+    (then nothing is final). work: (4, symbols, B) symbol-major scratch: price, premium, depths."""
     kt, wt, ft, tf, p2, c = tabs
     n_sym = mw.shape[0]
     b = fx.shape[0]
@@ -180,8 +179,7 @@ def block(mw: np.ndarray, rw: np.ndarray, have: np.ndarray, cap: np.ndarray, poo
     col = np.empty(b)
     z = np.empty(b)
     px = work[0]
-    taylor = True
-    lo, hi = -1.0 / 256.0, 1.0 / 256.0
+    taylor = p[6] == 0.0  # p[6] != 0: detmath exp whatever the steps (another worker's symbols needed it)
     for s in range(n_sym):  # price normals of every symbol first: the growth is chosen over the block
         if not _normals(s, mw[s, 0:b], col, pos, cur, rw, ptr, cap, have, kt, wt, ft, tf, p2, c):
             return s
@@ -189,30 +187,21 @@ def block(mw: np.ndarray, rw: np.ndarray, have: np.ndarray, cap: np.ndarray, poo
             v = col[t] * p[0]
             v -= p[1]
             px[s, t] = v
-            if not (v >= lo and v <= hi):
+            if not (v >= -1.0 / 256.0 and v <= 1.0 / 256.0):
                 taylor = False
     scan = apow.shape[0]
     a = apow[0]
     a_scan = apow[scan - 1]
     for s in range(n_sym):
-        prev = sym[s, 0]
-        for t in range(b):
-            v = px[s, t]
-            if taylor:
-                q = v * (1.0 / 120.0)
-                q += 1.0 / 24.0
-                q *= v
-                q += 1.0 / 6.0
-                q *= v
-                q += 0.5
-                q *= v
-                q += 1.0
-                q *= v
-                q += 1.0
-            else:
-                q = exp1(v, tf, p2, c)
-            prev = prev * q if t > 0 else q * sym[s, 0]
-            px[s, t] = prev
+        prev = sym[s, 0]  # the running product (prev * q == q * prev: the same bits either way)
+        if taylor:
+            for t in range(b):
+                prev *= taylor5(px[s, t])
+                px[s, t] = prev
+        else:
+            for t in range(b):
+                prev *= exp1(px[s, t], tf, p2, c)
+                px[s, t] = prev
         sym[s, 6] = prev
         # premium shock, then jumps (sizes from the retry pool), then the OU recursion
         if not _normals(s, mw[s, b:2 * b], col, pos, cur, rw, ptr, cap, have, kt, wt, ft, tf, p2, c):
@@ -240,9 +229,7 @@ def block(mw: np.ndarray, rw: np.ndarray, have: np.ndarray, cap: np.ndarray, poo
                 else:
                     col[pos[i]] += p[3] * (wt[j] * np.float64(mag))
             if n_bad:
-                bad_pos = np.empty(n_bad, np.int64)
-                for i in range(n_bad):
-                    bad_pos[i] = i
+                bad_pos = np.arange(n_bad)
                 jz = np.empty(n_bad)
                 ticks = z[:n_bad].copy()
                 if not _fix(s, bad_pos, cur, n_bad, jz, rw, ptr, cap, have, kt, wt, ft, tf, p2, c):
@@ -250,19 +237,26 @@ def block(mw: np.ndarray, rw: np.ndarray, have: np.ndarray, cap: np.ndarray, poo
                 for i in range(n_bad):
                     col[np.int64(ticks[i])] += p[3] * jz[i]
         y = sym[s, 1]
-        for b0 in range(0, b, scan):  # synthetic._ou: z within the sub-block, then its start
-            z[b0] = col[b0]
-            for k in range(1, scan):
-                z[b0 + k] = z[b0 + k - 1] * a
-                z[b0 + k] += col[b0 + k]
+        for b0 in range(0, b, scan):  # synthetic._ou: z within each sub-block (every sub-block's
+            z[b0] = col[b0]  # k-th tick at once: independent recursions, no latency chain)
+        for k in range(1, scan):
+            for b0 in range(0, b, scan):
+                v = z[b0 + k - 1] * a
+                v += col[b0 + k]
+                z[b0 + k] = v
+        for b0 in range(0, b, scan):  # then each sub-block's start, in order
             for k in range(scan):
                 v = apow[k] * y
                 v += z[b0 + k]
                 col[b0 + k] = v
             y = a_scan * y + z[b0 + scan - 1]
         sym[s, 7] = y
-        for t in range(b):
-            work[1, s, t] = col[t]
+        pm = sym[s, 2]
+        for t in range(b):  # the premium factor 1 + (mean + y) * 1e-4
+            v = col[t] + pm
+            v *= 1e-4
+            v += 1.0
+            work[1, s, t] = v
         for f in range(2):  # depth: usdt, then krw; the lognormal factor exp(noise*z - noise**2/2)
             d = work[2 + f, s]
             if not _normals(s, mw[s, (3 + f) * b:(4 + f) * b], d, pos, cur, rw, ptr, cap, have, kt,
@@ -274,32 +268,31 @@ def block(mw: np.ndarray, rw: np.ndarray, have: np.ndarray, cap: np.ndarray, poo
                 v += p[5]
                 d[t] = v
                 inside &= v >= -708.0 and v <= 708.0
+            dep = sym[s, 5]  # depth in USD = depth_usd * the lognormal factor
             if inside:  # branch-free: LLVM may vectorise it (the same IEEE operations per element)
                 for t in range(b):
-                    d[t] = exp_core(d[t], tf, p2, c)
+                    d[t] = exp_core(d[t], tf, p2, c) * dep
             else:
                 for t in range(b):
-                    d[t] = exp1(d[t], tf, p2, c)
+                    d[t] = exp1(d[t], tf, p2, c) * dep
     # books and depth, tick by tick: the outputs are written in their (tick, symbol) order and
     # the symbol-major work read across (8 ticks share a cache line)
+    half = np.empty((4, n_sym))  # the spread factors, once per symbol
+    for s in range(n_sym):
+        half[0, s], half[1, s], half[2, s], half[3, s] = 1.0 - sym[s, 3], 1.0 + sym[s, 3], 1.0 - sym[s, 4], 1.0 + sym[s, 4]
     for t in range(b):
         ft_ = fx[t]
         for s in range(n_sym):
-            prem = work[1, s, t] + sym[s, 2]
-            prem *= 1e-4
-            prem += 1.0
             x = px[s, t]
             mid = x * ft_
-            mid *= prem
-            out[0, t, s] = x * (1.0 - sym[s, 3])
-            out[1, t, s] = x * (1.0 + sym[s, 3])
-            out[2, t, s] = mid * (1.0 - sym[s, 4])
-            out[3, t, s] = mid * (1.0 + sym[s, 4])
-            for f in range(2):
-                v = work[2 + f, s, t] * sym[s, 5]
-                v /= x
-                out[4 + f, t, s] = v
-    return -1
+            mid *= work[1, s, t]
+            out[0, t, s] = x * half[0, s]
+            out[1, t, s] = x * half[1, s]
+            out[2, t, s] = mid * half[2, s]
+            out[3, t, s] = mid * half[3, s]
+            out[4, t, s] = work[2, s, t] / x
+            out[5, t, s] = work[3, s, t] / x
+    return -1 if taylor else -2
 
 
 def warm_up() -> None:
@@ -311,6 +304,7 @@ def warm_up() -> None:
     words = np.arange(5 * b * n, dtype=np.uint32).reshape(n, 5 * b) * np.uint32(2654435761)
     rw = (np.arange(1024 * n, dtype=np.uint32) * np.uint32(2246822519)).reshape(n, 1024)
     sym = np.ones((n, 8))
+    out = np.empty((6, b, n + 1))[:, :, :n]  # a worker's columns: the block is typed for views ("A" layout)
     block(words, rw, np.full(n, 1024, dtype=np.int64), np.empty(n, dtype=np.int64), 1024,
-          (*ziggurat.tables(), *detmath.jit_tables()), np.full(6, 1e-3), 1 << 20, np.full(b, 0.5), sym,
-          np.ones(b), np.empty((4, n, b)), np.empty((6, b, n)))
+          (*ziggurat.tables(), *detmath.jit_tables()), np.full(7, 1e-3), 1 << 20, np.full(b, 0.5), sym,
+          np.ones(b), np.empty((4, n, b)), out)

@@ -25,6 +25,7 @@ import numpy as np
 
 from src.config.schema import FxKind, SymbolSpec, SyntheticMarketConfig
 from src.market import detmath
+from src.market.synth_workers import BlockWorkers, default_workers
 from src.market.tape import BookShape, MarketChunk
 from src.market.ziggurat import RetryPool, fast_path, fix, normals, rank_within, tables, words_of
 
@@ -64,10 +65,13 @@ class SyntheticMarket:
     """Generates `n_ticks` ticks of `tick_s` seconds for `symbols` (ranked, rank 1 first)."""
 
     def __init__(self, spec: SyntheticMarketConfig, symbols: Sequence[SymbolSpec], seed: int,
-                 n_ticks: int, tick_s: float, compiled: bool | None = None) -> None:
+                 n_ticks: int, tick_s: float, compiled: bool | None = None, workers: int | None = None) -> None:
         """compiled: the Numba block generator (synth_jit.py, same bits) or numpy; None picks
-        Numba from JIT_MIN_SYMBOL_TICKS symbol-ticks up (below, numba's import costs more)."""
+        Numba from JIT_MIN_SYMBOL_TICKS symbol-ticks up (below, numba's import costs more).
+        workers: threads of the compiled generator (None: synth_workers.default_workers); no
+        effect on the ticks."""
         self.compiled = n_ticks * len(symbols) >= JIT_MIN_SYMBOL_TICKS if compiled is None else compiled
+        self.workers = default_workers(len(symbols)) if workers is None else workers
         self.spec = spec
         self.seed = seed
         self.n_ticks = n_ticks
@@ -185,7 +189,8 @@ class SyntheticMarket:
                    "usdt_size": sizes[0], "krw_size": sizes[1]}
 
     def _blocks_jit(self) -> Iterator[dict[str, np.ndarray]]:
-        """The same blocks from the compiled generator (synth_jit.block): same words, same bits."""
+        """The same blocks from the compiled generator (synth_jit.block): same words, same bits,
+        its symbols split over worker threads (synth_workers.py; any split gives these bits)."""
         from src.engine import aot  # the ahead-of-time module (no numba), or synth_jit's @njit block
 
         block = aot.engine().block
@@ -196,38 +201,23 @@ class SyntheticMarket:
         fx_main, fx_retry = _rng(self.seed, "__FX__", _MAIN), _rng(self.seed, "__FX__", _RETRY)
         k = self._consts()
         p = np.array([k["sigma"], 0.5 * k["sigma"] * k["sigma"], k["innov_sd"], spec.jump_sd_bps, k["noise"],
-                      k["log_shift"]])
-        tabs = (*tables(), *detmath.jit_tables())
+                      k["log_shift"], 0.0])  # p[6] = 0: the kernel chooses the price growth
         sym = np.zeros((n_sym, 8))
         sym[:, 0], sym[:, 1], sym[:, 2] = self._usd0, self._premium0 - self._premium_mean, self._premium_mean
         sym[:, 3], sym[:, 4], sym[:, 5] = self._usdt_half, self._krw_half, self._depth_usd
         jump_thr = min(k["jump_thr"], 1 << 32)  # every word is below 2**32: all jump, as the numpy path
         fx_now = spec.fx_krw_per_usd
-        cap = np.empty(n_sym, dtype=np.int64)
-        work = np.empty((4, n_sym, g_len))  # the kernel's scratch, reused by every block
-        mw64 = np.empty((n_sym, 5 * g_len // 2), dtype=np.uint64)  # random draws: reused too
-        rw64 = np.empty((n_sym, _POOL), dtype=np.uint64)
-        while True:
-            for s, g in enumerate(main):  # price, premium, jump, usdt depth, krw depth words, in stream order
-                mw64[s] = g.bit_generator.random_raw(5 * g_len // 2)
-            for s, g in enumerate(retry):
-                rw64[s] = g.bit_generator.random_raw(_POOL)
-            mw, rw = words_of(mw64), words_of(rw64)  # views (a copy on a big-endian machine)
-            have = np.full(n_sym, 2 * _POOL, dtype=np.int64)
-            fx, fx_now = _fx_block(spec, fx_main, fx_retry, fx_now, k["fx_sd"], g_len)
-            out = np.empty((6, g_len, n_sym))
-            while (short := block(mw, rw, have, cap, 2 * _POOL, tabs, p, jump_thr, k["apow"], sym, fx,
-                                            work, out)) >= 0:
-                # symbol `short` needs cap[short] retry words, as the numpy pool would have drawn: draw, rerun
-                extra = int(cap[short] - have[short]) // 2
-                if cap[short] > rw.shape[1]:
-                    rw = np.concatenate([rw, np.zeros((n_sym, int(cap[short]) - rw.shape[1]), np.uint32)], axis=1)
-                rw[short, have[short]: cap[short]] = words_of(retry[short].bit_generator.random_raw(extra))
-                have[short] = cap[short]
-            assert np.array_equal(cap, have), "retry streams out of step with the numpy path"
-            sym[:, 0], sym[:, 1] = sym[:, 6], sym[:, 7]
-            yield {"fx": fx, "usdt_bid": out[0], "usdt_ask": out[1], "krw_bid": out[2], "krw_ask": out[3],
-                   "usdt_size": out[4], "krw_size": out[5]}
+        tabs = (*tables(), *detmath.jit_tables())
+        run = BlockWorkers(block, main, retry, sym, g_len, _POOL, self.workers)
+        try:
+            while True:
+                fx, fx_now = _fx_block(spec, fx_main, fx_retry, fx_now, k["fx_sd"], g_len)
+                out = run((tabs, jump_thr, k["apow"], fx), p)
+                sym[:, 0], sym[:, 1] = sym[:, 6], sym[:, 7]
+                yield {"fx": fx, "usdt_bid": out[0], "usdt_ask": out[1], "krw_bid": out[2], "krw_ask": out[3],
+                       "usdt_size": out[4], "krw_size": out[5]}
+        finally:
+            run.close()
 
 
 def _fx_block(spec: SyntheticMarketConfig, fx_main: np.random.Generator, fx_retry: np.random.Generator,
