@@ -118,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             loaded = lookup(root, argv)
             if loaded is not None:
                 return _execute(loaded, argv, purge, t0, t_purge)
+        from src.config.cache import load as load_cached
         from src.config.hydra_app import HydraUsageError, parse, show
         from src.config.loader import ConfigError, load_config
     except ImportError as exc:
@@ -135,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         return multirun(argv)
 
     try:
-        loaded = load_config(cli.overrides, root, cache=plain)
+        loaded = load_cached(root, cli.overrides) if plain else load_config(cli.overrides, root)
     except ConfigError as exc:
         if interrupts.sigint_seen:
             raise KeyboardInterrupt from exc

@@ -8,7 +8,8 @@ the same inputs reads it back in milliseconds, without importing hydra, omegacon
 The key is the SHA-256 of: every file under conf/ (path and bytes: an edit, a new, removed
 or renamed file changes it; sizes and mtimes play no part), the override list exactly as
 given, the source of src/config/*.py and src/runs/paths.py (the id rules validation uses),
-the hydra-core, omegaconf and PyYAML versions and the Python version.
+the hydra-core, omegaconf and PyYAML versions, the Hydra plugins installed (a plugin may
+add to the config search path) and the Python version.
 
 Never cached: a config that uses a resolver whose value can change between runs
 (`${oc.env:..}`, `${now:..}`, `${hydra:..}`, any custom one), a command line with flags
@@ -67,7 +68,19 @@ def versions() -> dict[str, str]:
     out = {"python": sys.version, "format": str(FORMAT)}
     for dist, module in PACKAGES.items():
         out[dist] = _version(dist, module)
+    out["hydra_plugins"] = ",".join(_plugins())
     return out
+
+
+def _plugins() -> list[str]:
+    """What the hydra_plugins namespace holds (a plugin may add to the config search path)."""
+    found: set[str] = set()
+    for entry in sys.path:
+        try:
+            found.update(n for n in os.listdir(os.path.join(entry or ".", "hydra_plugins")) if n != "__pycache__")
+        except OSError:
+            continue
+    return sorted(found)
 
 
 def _version(dist: str, module: str) -> str:

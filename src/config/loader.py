@@ -218,18 +218,14 @@ def finish(root: Path, typed: RootConfig, resolved: dict[str, Any], choices: dic
     )
 
 
-def load_config(overrides: Sequence[str], root: Path | None = None, *, cache: bool = False) -> LoadedConfig:
+def load_config(overrides: Sequence[str], root: Path | None = None) -> LoadedConfig:
     """Compose and validate the config for `overrides`, from the repo holding conf/.
 
-    cache=True (a single run's command line): a config composed before for the same inputs
-    is read from the config cache, and a new one is stored there (src/config/cache.py)."""
+    (A single run's command line goes through src/config/cache.py's `load`, which may read
+    the same config from the config cache.)"""
     try:
         root = find_repo_root(root)
     except RepoRootError as exc:
         raise ConfigError(str(exc)) from exc
-    if not cache:
-        cfg, choices = compose_config(root, overrides)
-        return from_composed(root, cfg, choices, overrides)
-    from src.config import cache as config_cache
-
-    return config_cache.load(root, overrides)
+    cfg, choices = compose_config(root, overrides)
+    return from_composed(root, cfg, choices, overrides)

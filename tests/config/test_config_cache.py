@@ -184,6 +184,9 @@ def test_key_covers_every_input(tree: Path, monkeypatch: pytest.MonkeyPatch) -> 
                             else real(d, m))
         assert _key(tree, ["stage=d92-5"]) != base, dist
         monkeypatch.undo()
+    monkeypatch.setattr(cache, "_plugins", lambda: ["hydra_other_plugin"])
+    assert _key(tree, ["stage=d92-5"]) != base
+    monkeypatch.undo()
     monkeypatch.setattr(cache.sys, "version", "3.99.0 (other)")
     assert _key(tree, ["stage=d92-5"]) != base
 
@@ -193,6 +196,7 @@ def test_versions_are_the_installed_ones() -> None:
 
     v = cache.versions()
     assert {d: v[d] for d in cache.PACKAGES} == {d: metadata.version(d) for d in cache.PACKAGES}
+    assert {"hydra_ray_launcher", "hydra_joblib_launcher"} <= set(v["hydra_plugins"].split(","))  # pyproject's
 
 
 def test_a_symlinked_folder_under_conf_is_not_keyed(tree: Path) -> None:
