@@ -116,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         if plain:
             from src.config.cache import lookup
             loaded = lookup(root, argv)
+            if interrupts.sigint_seen:  # a Ctrl-C while reading it: nothing was run
+                raise KeyboardInterrupt
             if loaded is not None:
                 return _execute(loaded, argv, purge, t0, t_purge)
         from src.config.cache import load as load_cached

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 from src.config.loader import ConfigError, LoadedConfig, finish
 from src.config.rebuild import RebuildError, rebuild, same
 from src.config.schema import GROUPS
+from src.runner.interrupt import reraise_if_interrupted
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -151,7 +152,8 @@ def lookup(root: Path, overrides: Sequence[str]) -> LoadedConfig | None:
         return None
     try:
         return _from_entry(root, key, inputs, overrides, data)
-    except (ValueError, TypeError, KeyError, AttributeError, RebuildError, ConfigError, RecursionError):
+    except (ValueError, TypeError, KeyError, AttributeError, RebuildError, ConfigError, RecursionError) as exc:
+        reraise_if_interrupted(exc)  # a Ctrl-C that surfaced as another error: an interrupt
         return None  # corrupt, truncated, edited or foreign: composed again and rewritten
 
 

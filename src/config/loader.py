@@ -91,12 +91,12 @@ def check_command_line(root: Path, overrides: Sequence[str], *, sweep: bool = Fa
 def compose_config(root: Path, overrides: Sequence[str]) -> tuple[DictConfig, dict[str, str]]:
     """Compose conf/ with Hydra's compose API; returns the config and the group choices."""
     import yaml
-    from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
     from src.config.composed import explain_missing, unknown_key_hint
+    compose, initialize_config_dir = _hydra_api("compose"), _hydra_api("initialize_config_dir")
     check_command_line(root, overrides)
     register_schemas()
     GlobalHydra.instance().clear()
@@ -121,6 +121,23 @@ def compose_config(root: Path, overrides: Sequence[str]) -> tuple[DictConfig, di
     with _open(cfg):
         del cfg["hydra"]
     return cfg, choices
+
+
+_HYDRA_API = ("compose", "initialize_config_dir")
+
+
+def __getattr__(name: str) -> Any:
+    """`compose` and `initialize_config_dir` are Hydra's, imported on first use: module attributes
+    as before (a test may replace one), without importing Hydra with this module."""
+    if name in _HYDRA_API:
+        import hydra
+
+        return getattr(hydra, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _hydra_api(name: str) -> Any:
+    return globals()[name] if name in globals() else __getattr__(name)
 
 
 def _utf8(path: Path) -> bool:
