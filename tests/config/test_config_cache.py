@@ -361,3 +361,21 @@ def test_no_float_is_lost_through_json() -> None:
     for x in (0.1, 1e-300, 2.0**-1074, 1.7976931348623157e308, -0.0):
         assert json.loads(json.dumps(x)) == x and math.copysign(1, json.loads(json.dumps(x))) == math.copysign(1, x)
     assert issubclass(Mode, Enum)
+
+
+def test_a_rebuild_that_differs_from_hydras_is_not_stored(stored: tuple[Path, Path],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    root, entry = stored
+    real = cache.rebuild
+
+    def off_by_one(plain):  # noqa: ANN001, ANN202
+        typed = real(plain)
+        typed.risk.max_open_positions += 1
+        return typed
+
+    monkeypatch.setattr(cache, "rebuild", off_by_one)
+    loaded = cache.load(root, ["stage=d92-5", "seed=5"])
+    assert loaded.source["cache"] == {"key": loaded.source["cache"]["key"], "stored": False,
+                                      "why": "the config rebuilt from JSON differs from Hydra's"}
+    assert not cache.entry_path(root, loaded.source["cache"]["key"]).exists()
+    assert loaded.cfg.risk.max_open_positions == _hydra(["stage=d92-5", "seed=5"])[2].cfg.risk.max_open_positions
