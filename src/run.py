@@ -9,6 +9,10 @@ from __future__ import annotations
 import signal
 import sys
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from src.config.loader import LoadedConfig
 
 # Ctrl-C is Python's KeyboardInterrupt from the first line on, even when this process was
 # started with SIGINT ignored; main() has it remembered (src/runner/interrupt.py says why).
@@ -103,9 +107,20 @@ def main(argv: list[str] | None = None) -> int:
         return _usage_error(str(exc))
     purge = purge_bytecode(root)
     t_purge = time.perf_counter() - t0
+    # Overrides only (no flag): a single run, whose config may come from the config cache
+    # without importing Hydra (src/config/cache.py); flags, sweeps and show commands go to Hydra.
+    plain = not any(a.startswith("-") for a in argv)
     try:
         from src.runner.interrupt import PROCESS as interrupts
         interrupts.remember_sigint()
+        if plain:
+            from src.config.cache import lookup
+            loaded = lookup(root, argv)
+            if interrupts.sigint_seen:  # a Ctrl-C while reading it: nothing was run
+                raise KeyboardInterrupt
+            if loaded is not None:
+                return _execute(loaded, argv, purge, t0, t_purge)
+        from src.config.cache import load as load_cached
         from src.config.hydra_app import HydraUsageError, parse, show
         from src.config.loader import ConfigError, load_config
     except ImportError as exc:
@@ -123,16 +138,19 @@ def main(argv: list[str] | None = None) -> int:
         return multirun(argv)
 
     try:
-        loaded = load_config(cli.overrides, root)
+        loaded = load_cached(root, cli.overrides) if plain else load_config(cli.overrides, root)
     except ConfigError as exc:
         if interrupts.sigint_seen:
             raise KeyboardInterrupt from exc
         return _usage_error(str(exc))
+    return _execute(loaded, argv, purge, t0, t_purge)
+
+
+def _execute(loaded: LoadedConfig, argv: list[str], purge: dict, t0: float, t_purge: float) -> int:
     try:
         from src.runner.execute import execute
     except ImportError as exc:
         return _import_error(exc)
-
     return execute(loaded, argv, purge, t_start=t0, t_purge=t_purge).exit_code
 
 

@@ -7,25 +7,23 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-import yaml
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.errors import HydraException
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from typing import TYPE_CHECKING
 
-from src.config.composed import check_composed, explain_missing, unknown_key_hint
-from src.config.overrides import GROUPS, OverrideError, check_overrides
 from src.config.profit_gate import add_profit_gate
-from src.config.schema import RootConfig, register_configs
+from src.config.schema import GROUPS, RootConfig, register_configs
 from src.config.validate import validate
 from src.runner.interrupt import reraise_if_interrupted
 from src.runs.paths import RepoRootError, find_repo_root
 
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
+# Hydra, OmegaConf and PyYAML are imported by the functions that compose: a run whose
+# config comes from the cache (src/config/cache.py) never loads them (~0.2 s).
 CONFIG_NAME = "config"
 
 
@@ -43,6 +41,9 @@ class LoadedConfig:
     choices: dict[str, str]  # group -> option chosen
     config_files: tuple[str, ...]  # conf files used, relative to root, sorted
     overrides: tuple[str, ...]
+    # how the config was obtained (runtime_meta.json config.source): composed by Hydra, or
+    # read from the config cache, with the cache key (src/config/cache.py)
+    source: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 @functools.cache  # the cache is the "done" flag: once per process
@@ -73,6 +74,11 @@ def one_line(exc: BaseException) -> str:
 
 def check_command_line(root: Path, overrides: Sequence[str], *, sweep: bool = False) -> None:
     """Refuse every override that could not take effect (see overrides.py), before composing."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from src.config.overrides import OverrideError, check_overrides
+
     try:
         check_overrides(root, overrides, sweep=sweep)
     except OverrideError as exc:
@@ -84,6 +90,13 @@ def check_command_line(root: Path, overrides: Sequence[str], *, sweep: bool = Fa
 
 def compose_config(root: Path, overrides: Sequence[str]) -> tuple[DictConfig, dict[str, str]]:
     """Compose conf/ with Hydra's compose API; returns the config and the group choices."""
+    import yaml
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from src.config.composed import explain_missing, unknown_key_hint
+    compose, initialize_config_dir = _hydra_api("compose"), _hydra_api("initialize_config_dir")
     check_command_line(root, overrides)
     register_schemas()
     GlobalHydra.instance().clear()
@@ -110,6 +123,23 @@ def compose_config(root: Path, overrides: Sequence[str]) -> tuple[DictConfig, di
     return cfg, choices
 
 
+_HYDRA_API = ("compose", "initialize_config_dir")
+
+
+def __getattr__(name: str) -> Any:
+    """`compose` and `initialize_config_dir` are Hydra's, imported on first use: module attributes
+    as before (a test may replace one), without importing Hydra with this module."""
+    if name in _HYDRA_API:
+        import hydra
+
+        return getattr(hydra, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _hydra_api(name: str) -> Any:
+    return globals()[name] if name in globals() else __getattr__(name)
+
+
 def _utf8(path: Path) -> bool:
     try:
         path.read_bytes().decode("utf-8")
@@ -125,25 +155,64 @@ class _open:
         self.cfg = cfg
 
     def __enter__(self) -> None:
+        from omegaconf import OmegaConf
+
         OmegaConf.set_struct(self.cfg, False)
 
     def __exit__(self, *exc: object) -> None:
+        from omegaconf import OmegaConf
+
         OmegaConf.set_struct(self.cfg, True)
 
 
-def from_composed(root: Path, cfg: DictConfig, choices: dict[str, str], overrides: Sequence[str]) -> LoadedConfig:
+def from_composed(root: Path, cfg: DictConfig, choices: dict[str, str], overrides: Sequence[str],
+                  source: dict[str, Any] | None = None) -> LoadedConfig:
     """Resolve, convert to typed objects and validate a composed config."""
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from src.config.composed import check_composed
+    from src.config.overrides import OverrideError
+
     try:
         check_composed(cfg, overrides, choices)
     except (OverrideError, HydraException) as exc:
         raise ConfigError(one_line(exc)) from exc
     try:
-        resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True, enum_to_str=True)
+        resolved = resolve(cfg)
         typed = OmegaConf.to_object(cfg)
     except (OmegaConfBaseException, ValueError, TypeError) as exc:
         reraise_if_interrupted(exc)  # Ctrl-C inside OmegaConf: an interrupt, not bad input
         raise ConfigError(one_line(exc)) from exc
     assert isinstance(typed, RootConfig) and isinstance(resolved, dict)
+    return finish(root, typed, resolved, choices, overrides, source or hydra_source())
+
+
+def resolve(cfg: DictConfig) -> dict[str, Any]:
+    """The composed config as plain resolved values (enums by name)."""
+    from omegaconf import OmegaConf
+
+    out = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True, enum_to_str=True)
+    assert isinstance(out, dict)
+    return out  # type: ignore[return-value]
+
+
+def hydra_source(**cache: Any) -> dict[str, Any]:
+    """config.source for a config Hydra composed in this process."""
+    import hydra
+    import omegaconf
+
+    return {"via": "hydra", "hydra_core": hydra.__version__, "omegaconf": omegaconf.__version__,
+            **({"cache": cache} if cache else {})}
+
+
+def finish(root: Path, typed: RootConfig, resolved: dict[str, Any], choices: dict[str, str],
+           overrides: Sequence[str], source: dict[str, Any]) -> LoadedConfig:
+    """Validate the typed config, add the profit gate, list the conf files: the loaded config.
+
+    Shared by a composition (from_composed) and a cache hit (src/config/cache.py), which
+    hands in the same typed objects and resolved values (before the profit gate)."""
     problems = validate(typed, zone_profile_file=f"conf/zone_profile/{choices.get('zone_profile', '?')}.yaml")
     if problems:
         more = f" (and {len(problems) - 1} more: {'; '.join(problems[1:])})" if len(problems) > 1 else ""
@@ -162,11 +231,15 @@ def from_composed(root: Path, cfg: DictConfig, choices: dict[str, str], override
         choices=dict(sorted(choices.items())),
         config_files=tuple(sorted(files)),
         overrides=tuple(overrides),
+        source=source,
     )
 
 
 def load_config(overrides: Sequence[str], root: Path | None = None) -> LoadedConfig:
-    """Compose and validate the config for `overrides`, from the repo holding conf/."""
+    """Compose and validate the config for `overrides`, from the repo holding conf/.
+
+    (A single run's command line goes through src/config/cache.py's `load`, which may read
+    the same config from the config cache.)"""
     try:
         root = find_repo_root(root)
     except RepoRootError as exc:

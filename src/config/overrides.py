@@ -27,9 +27,8 @@ from typing import Any, Sequence
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, Override, OverrideType
 
-from src.config.schema import LiveMarketConfig, ReplayMarketConfig, RootConfig, SyntheticMarketConfig
+from src.config.schema import GROUPS, LiveMarketConfig, ReplayMarketConfig, RootConfig, SyntheticMarketConfig
 
-GROUPS = ("stage", "symbols", "universe", "zone_profile", "market", "costs")
 MARKETS: tuple[type, ...] = (SyntheticMarketConfig, ReplayMarketConfig, LiveMarketConfig)
 _OPTION_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*")
 

@@ -13,6 +13,7 @@ from enum import Enum
 from typing import Any, List, Optional, Dict
 
 MISSING: Any = "???"  # OmegaConf's marker for a required value
+GROUPS = ("stage", "symbols", "universe", "zone_profile", "market", "costs")  # the config groups of conf/
 
 
 class Mode(str, Enum):

@@ -178,6 +178,7 @@ def start_record(run: _Run, argv: list[str], purge: dict, hardlock: dict) -> Non
     run.fingerprint = fingerprint(cdigest, code, run.zone_kpi["sha256"], data_identity, cfg.seed)
     config = {"digest": cdigest, "choices": loaded.choices, "resolved": resolved,
               "files": inventory.config_inventory(root, loaded.config_files)}
+    config["source"] = loaded.source  # hook: cfgcache (composed by Hydra or read from the config cache)
     run.meta = build_meta(paths=paths, argv=argv, config=config, code=code, zone_profile=zone_meta,
                           data_identity=data_identity, data_location=_location(run.market), seed=cfg.seed,
                           fingerprint=run.fingerprint, purge=purge, hardlock=hardlock)

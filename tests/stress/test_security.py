@@ -77,7 +77,9 @@ def _outside_snapshot(root: Path, repo: Path) -> dict[str, str]:
     """Every file under `root` except the repo copy's logs/ and the bytecode Python caches for the
     CLI's own modules (src/**/__pycache__/*.pyc, written when PYTHONDONTWRITEBYTECODE is unset)."""
     return {k: v for k, v in snapshot(root).items() if not k.startswith(f"{repo.name}/logs/")
-            and not _own_bytecode(k, repo)}
+            and not _own_bytecode(k, repo)
+            # hook: cfgcache: the config cache's entries (a fixed folder, names the key's hex digits)
+            and not re.fullmatch(rf"{repo.name}/\.cache/config/[0-9a-f]{{32}}\.json", k)}
 
 
 def _own_bytecode(rel: str, repo: Path) -> bool:
