@@ -127,6 +127,7 @@ def rebuild(wt: Path, rec: Recorded, cache: Path) -> list[str]:
 def run_again(wt: Path, rec: Recorded, data_overrides: list[str]) -> Rerun:
     cmd = [sys.executable, "-m", "src.run", *overrides_for(rec, data_overrides)]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["CONFIG_CACHE"] = "0"  # the rerun composes conf/ with Hydra: a cache entry is never the evidence
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=wt, capture_output=True, text=True, env=env, check=False)
     wall = time.perf_counter() - t0
