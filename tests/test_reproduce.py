@@ -356,3 +356,35 @@ def test_a_run_outside_a_dvc_repo_says_its_inputs_were_not_kept(repo: Path) -> N
     proc = _reproduce(repo, "nodvc")
     assert proc.returncode == 2 and "no .dvc/ folder" in _report(proc)["missing"]
     assert not (repo / "repro").exists()
+
+
+def test_a_run_from_a_forged_config_cache_entry_does_not_reproduce(git_repo: Path) -> None:
+    """The config cache (src/config/cache.py) is a speed-up, never evidence: a run that read an
+    entry re-sealed with other values records those values; its rerun composes conf/ with Hydra
+    (CONFIG_CACHE=0) and so differs. The same run from an honest entry reproduces."""
+    repo = git_repo
+    shutil.rmtree(repo / ".cache" / "config", ignore_errors=True)
+    _run(repo, "run.id=honest", "run.overwrite=true")  # composed by Hydra, stored
+    honest = _run(repo, "run.id=honest", "run.overwrite=true")  # the same command line: read from the entry
+    meta = load_json(honest / "runtime_meta.json")
+    assert meta["config"]["source"]["via"] == "cache"
+    rep = _report(_reproduce(repo, "honest"))
+    assert rep["verdict"] == "reproduced", rep
+
+    _run(repo, "run.id=forged", "run.overwrite=true")  # other overrides: its own entry
+    entry = next(p for p in (repo / ".cache" / "config").glob("*.json")
+                 if '"run.id=forged"' in p.read_text())
+    head, _, body = entry.read_bytes().partition(b"\n")
+    obj = json.loads(body)
+    obj["resolved"]["seed"] = obj["resolved"]["seed"] + 1  # a valid value, re-sealed
+    body = json.dumps(obj).encode()
+    header = json.loads(head)
+    header["sha256"] = hashlib.sha256(body).hexdigest()
+    entry.write_bytes(json.dumps(header).encode() + b"\n" + body)
+    forged = _run(repo, "run.id=forged", "run.overwrite=true")
+    meta = load_json(forged / "runtime_meta.json")
+    assert meta["config"]["source"]["via"] == "cache"
+    assert meta["config"]["resolved"]["seed"] == obj["resolved"]["seed"]  # the record says what ran
+    proc = _reproduce(repo, "forged")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert _report(proc)["verdict"] != "reproduced"
