@@ -10,8 +10,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
-import yaml
-
 from src.acceptance import gates
 from src.config.loader import LoadedConfig
 from src.config.schema import Engine
@@ -32,7 +30,7 @@ from src.runner.engines import choose_engine, warm_kernel
 from src.runner.interrupt import PROCESS as interrupts
 from src.runner.plotdata import SpreadTap, write_plot_data
 from src.runner.session import MarketSession
-from src.runs.atomic import JsonlAppender, write_json_atomic, write_text_atomic
+from src.runs.atomic import JsonlAppender, dumps_yaml, write_json_atomic, write_text_atomic
 from src.runs.claim import RunClaim, claim_run_dir
 from src.runs.iofail import RunLogHandler, describe_os_error
 from src.runs.paths import RunPathError, RunPaths
@@ -82,7 +80,8 @@ def execute(loaded: LoadedConfig, argv: list[str], purge: dict, t_start: float, 
     if hardlock["violations"]:
         print(f"error: {'; '.join(hardlock['violations'])}", file=sys.stderr)
         return Outcome(ExitCode.PROVENANCE, "refused")
-    timings = {"purge_s": t_purge, "hardlock_s": time.perf_counter() - t0}
+    # config_s: from the purge's end to here (composing the config, importing the runner)
+    timings = {"purge_s": t_purge, "config_s": t0 - t_start - t_purge, "hardlock_s": time.perf_counter() - t0}
     run = open_run(loaded, timings)
     if isinstance(run, Outcome):
         return run
@@ -177,9 +176,9 @@ def start_record(run: _Run, argv: list[str], purge: dict, hardlock: dict) -> Non
     run.meta = build_meta(paths=paths, argv=argv, config=config, code=code, zone_profile=zone_meta,
                           data_identity=data_identity, data_location=_location(run.market), seed=cfg.seed,
                           fingerprint=run.fingerprint, purge=purge, hardlock=hardlock)
-    write_text_atomic(paths.resolved_config, yaml.safe_dump(redact(resolved), sort_keys=False))
-    write_text_atomic(paths.params, yaml.safe_dump(params_values(redact(resolved), cfg.run.dvc_namespace),
-                                                   sort_keys=False))
+    shown = redact(resolved)
+    write_text_atomic(paths.resolved_config, dumps_yaml(shown))
+    write_text_atomic(paths.params, dumps_yaml(params_values(shown, cfg.run.dvc_namespace)))
     write_record(paths.runtime_meta, run.meta)
     write_json_atomic(paths.provenance, deterministic_provenance(run.meta))
     run.timings["record_s"] = time.perf_counter() - t1
@@ -213,14 +212,17 @@ def run_engine(run: _Run) -> None:
     finally:
         trades.close()
         session.close(res)
-    run.timings["engine_s"] = time.perf_counter() - t2
+    t3 = time.perf_counter()
+    run.timings.update(engine_s=t3 - t2, market_s=tap.market_s)
     run.res = res
     run.kpis = kpi_mod.summarize(res, run.params.applied, run.zone_kpi, cfg.stage.duration_s, cfg.stage.tick_s,
                                  start_t_s=tap.first_t_s, venues=venue_fees(cfg.costs))
     run.kpis.update(session.kpis())  # market_faults, for live markets and their recordings
     write_json_atomic(paths.kpi_summary, run.kpis)
     write_json_atomic(paths.metrics, headline_metrics(run.kpis, cfg.run.dvc_namespace))
+    t4 = time.perf_counter()
     write_plot_data(paths.plots_dir, res.trades, tap, res.ticks * cfg.stage.tick_s)
+    run.timings.update(kpis_s=t4 - t3, plots_s=time.perf_counter() - t4)
     run.recorded = session.recorded
 
 
@@ -245,8 +247,8 @@ def finish_record(run: _Run, t_start: float) -> None:
                 recorded=run.recorded)
     t, res = run.timings, run.res
     run.meta["timings"] = {
-        "purge_s": round(t["purge_s"], 6), "hardlock_s": round(t["hardlock_s"], 6),
-        "record_s": round(t["record_s"], 6), "engine_s": round(t["engine_s"], 6),
+        **{k: round(t[k], 6) for k in ("purge_s", "config_s", "hardlock_s", "record_s", "engine_s", "market_s",
+                                         "kpis_s", "plots_s")},
         "total_s": round(time.perf_counter() - t_start, 6),
         "simulated_s_per_wall_s": (round(res.ticks * cfg.stage.tick_s / t["engine_s"], 1)
                                    if t["engine_s"] > 0 else None),

@@ -8,6 +8,7 @@ so it works for any market kind and costs no second pass over the data.
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -16,11 +17,12 @@ import numpy as np
 from src.engine.records import EXIT_REASONS
 from src.engine.stats import equity_samples
 from src.market.tape import Market, MarketChunk
-from src.runs.atomic import write_text_atomic
+from src.runs.atomic import write_bytes_atomic, write_text_atomic
 
 
 class SpreadTap:
-    """Wraps a Market; records the mid premium (bps) of one symbol for every tick consumed."""
+    """Wraps a Market; records the mid premium (bps) of one symbol for every tick consumed, and the
+    wall time spent inside the market making chunks (market_s, seconds: part of the engine's time)."""
 
     def __init__(self, market: Market, symbol: str) -> None:
         self._market = market
@@ -28,6 +30,7 @@ class SpreadTap:
         self._idx = market.symbols.index(symbol)
         self.t_s: list[np.ndarray] = []
         self.premium_bps: list[np.ndarray] = []
+        self.market_s = 0.0
 
     @property
     def first_t_s(self) -> float:
@@ -39,7 +42,13 @@ class SpreadTap:
 
     def chunks(self, chunk_ticks: int) -> Iterator[MarketChunk]:
         s = self._idx
-        for c in self._market.chunks(chunk_ticks):
+        made = self._market.chunks(chunk_ticks)
+        while True:
+            t0 = time.perf_counter()
+            c = next(made, None)
+            self.market_s += time.perf_counter() - t0
+            if c is None:
+                return
             usdt_mid = 0.5 * (c.usdt_bid[:, s] + c.usdt_ask[:, s])
             krw_usd = 0.5 * (c.krw_bid[:, s] + c.krw_ask[:, s]) / c.fx
             self.t_s.append(np.asarray(c.t_s, dtype=np.float64))
@@ -48,7 +57,80 @@ class SpreadTap:
 
 
 def _fmt(x: float) -> str:
+    """The plot files' number format: 6 decimals, trailing zeros and point stripped; NaN is empty."""
     return f"{x:.6f}".rstrip("0").rstrip(".") if x == x else ""
+
+
+# "000".."999" as ASCII rows: three digits per table lookup
+_D3 = (np.arange(1000)[:, None] // np.array([100, 10, 1]) % 10 + ord("0")).astype(np.uint8)
+
+
+def _digits(v: np.ndarray, groups: int) -> np.ndarray:
+    """(n, 3 * groups) ASCII digits of the non-negative integers v, zero-padded on the left."""
+    out = np.empty((v.shape[0], 3 * groups), np.uint8)
+    for g in range(groups - 1, -1, -1):
+        v, r = np.divmod(v, 1000)
+        out[:, 3 * g:3 * g + 3] = _D3[r]
+    return out
+
+
+def _fixed6(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """_fmt over an array, as (ASCII chars, which to keep, rows to format with _fmt instead).
+
+    _fmt rounds the exact binary value of x to 6 decimals (ties to even). Here y = |x| * 1e6 is
+    rounded once more by the multiplication, by at most half of np.spacing(y); when no tie
+    n + 0.5 lies within np.spacing(y) of y, the exact product rounds to the same integer n as y
+    does, and n's digits are _fmt's. The rest (near a tie, |y| >= 2**52, inf) go back to _fmt.
+    """
+    ax = np.abs(x)
+    with np.errstate(invalid="ignore", over="ignore"):
+        y = ax * 1e6
+        n = np.rint(y)
+        exact = (y < 4503599627370496.0) & (0.5 - np.abs(y - n) > np.spacing(y))
+    nan = np.isnan(x)
+    ip, fp = np.divmod(np.where(exact, n, 0.0).astype(np.int64), 1_000_000)
+    groups = max(1, (len(str(int(ip.max()))) + 2) // 3) if ip.size else 1
+    idig, fdig = _digits(ip, groups), _digits(fp, 2)
+    lead = np.logical_or.accumulate(idig != ord("0"), axis=1)
+    lead[:, -1] = True  # "0" itself
+    trail = np.logical_or.accumulate((fdig != ord("0"))[:, ::-1], axis=1)[:, ::-1]
+    sign = np.full((x.shape[0], 1), ord("-"), np.uint8)
+    point = np.full((x.shape[0], 1), ord("."), np.uint8)
+    chars = np.concatenate([sign, idig, point, fdig], axis=1)
+    # np.signbit(out=<a strided column>) left garbage in numpy 2.4: no out= on views here
+    keep = np.concatenate([np.signbit(x)[:, None], lead, (fp != 0)[:, None], trail], axis=1)
+    keep[nan] = False
+    return chars, keep, ~exact & ~nan
+
+
+def csv_rows(*fields: np.ndarray | str) -> bytes:
+    """Rows of the fields side by side: float64 arrays (each value as _fmt writes it) and literal
+    text (separators, constants, the line end), in one pass over arrays instead of per value."""
+    n = next(f.shape[0] for f in fields if not isinstance(f, str))
+    chars, keep, slow = [], [], np.zeros(n, bool)
+    for f in fields:
+        if isinstance(f, str):
+            b = np.frombuffer(f.encode("utf-8"), np.uint8)
+            chars.append(np.broadcast_to(b, (n, b.size)))
+            keep.append(np.ones((n, b.size), bool))
+        else:
+            c, k, s = _fixed6(np.asarray(f, dtype=np.float64))
+            chars.append(c)
+            keep.append(k)
+            slow |= s
+    ch, kp = np.concatenate(chars, axis=1), np.concatenate(keep, axis=1)
+    redo = np.flatnonzero(slow).tolist()
+    kp[redo] = False
+    body = ch[kp].tobytes()
+    if not redo:
+        return body
+    ends = np.cumsum(np.count_nonzero(kp, axis=1)).tolist()
+    out, prev = [], 0
+    for i in redo:  # each such row in _fmt's own words, where it belongs
+        out += [body[prev:ends[i]],
+                "".join(f if isinstance(f, str) else _fmt(float(f[i])) for f in fields).encode("utf-8")]
+        prev = ends[i]
+    return b"".join(out) + body[prev:]
 
 
 def write_plot_data(plots_dir: Path, trades: list[dict], tap: SpreadTap, simulated_s: float = 0.0) -> dict[str, str]:
@@ -72,10 +154,10 @@ def write_plot_data(plots_dir: Path, trades: list[dict], tap: SpreadTap, simulat
 
     ts = np.concatenate(tap.t_s) if tap.t_s else np.empty(0)
     prem = np.concatenate(tap.premium_bps) if tap.premium_bps else np.empty(0)
-    rows = ["t_s,premium_bps,symbol"] + [f"{_fmt(a)},{_fmt(b)},{tap.symbol}" for a, b in zip(ts.tolist(), prem.tolist())]
-    write_text_atomic(plots_dir / "spread.csv", "\n".join(rows) + "\n")
+    rows = csv_rows(ts, ",", prem, f",{tap.symbol}\n") if ts.size else b""
+    write_bytes_atomic(plots_dir / "spread.csv", b"t_s,premium_bps,symbol\n" + rows)
 
-    at = {float(a): float(b) for a, b in zip(ts.tolist(), prem.tolist())}
+    at = _premium_at(ts, prem, {x for t in trades if t["symbol"] == tap.symbol for x in (t["entry_t_s"], t["exit_t_s"])})
     marks = ["t_s,premium_bps,mark"]
     for t in trades:
         if t["symbol"] != tap.symbol:
@@ -84,3 +166,11 @@ def write_plot_data(plots_dir: Path, trades: list[dict], tap: SpreadTap, simulat
         marks.append(f"{_fmt(t['exit_t_s'])},{_fmt(at.get(t['exit_t_s'], float('nan')))},exit:{t['exit_reason']}")
     write_text_atomic(plots_dir / "marks.csv", "\n".join(marks) + "\n")
     return {n: f"plots/{n}.csv" for n in ("equity", "equity_trades", "exit_reasons", "spread", "marks")}
+
+
+def _premium_at(ts: np.ndarray, prem: np.ndarray, wanted: set[float]) -> dict[float, float]:
+    """{t_s: premium} at the wanted times (the last tick at that time wins), read from the series."""
+    if not wanted:
+        return {}
+    idx = np.flatnonzero(np.isin(ts, np.fromiter(wanted, np.float64, len(wanted))))
+    return dict(zip(ts[idx].tolist(), prem[idx].tolist()))

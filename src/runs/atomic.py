@@ -21,6 +21,41 @@ def dumps_deterministic(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
+def dumps_yaml(obj: Any) -> str:
+    """`yaml.safe_dump(obj, sort_keys=False)`'s text, written by libyaml when PyYAML has it.
+
+    libyaml's emitter writes other bytes than PyYAML's own for a few shapes: escaped
+    (double-quoted) strings that wrap and keys longer than about 80 characters. So it is used
+    only for documents made of dicts with short printable-ASCII keys, lists, printable-ASCII
+    strings, numbers, booleans and None (every resolved config); others take the Python emitter.
+    """
+    import yaml
+
+    dumper = getattr(yaml, "CSafeDumper", None)
+    if dumper is None or not _libyaml_safe(obj):
+        dumper = yaml.SafeDumper
+    return yaml.dump(obj, Dumper=dumper, sort_keys=False)
+
+
+_MAX_KEY = 64
+
+
+def _libyaml_safe(obj: Any) -> bool:
+    """Whether libyaml writes `obj` byte for byte as PyYAML's emitter does (tests/test_runner.py)."""
+    if isinstance(obj, dict):
+        return all(isinstance(k, str) and len(k) <= _MAX_KEY and _printable(k) and _libyaml_safe(v)
+                   for k, v in obj.items())
+    if isinstance(obj, list):
+        return all(_libyaml_safe(v) for v in obj)
+    if isinstance(obj, str):
+        return _printable(obj)
+    return obj is None or type(obj) in (bool, int, float)
+
+
+def _printable(s: str) -> bool:
+    return s.isascii() and s.isprintable()
+
+
 def _named(exc: OSError, path: Path) -> OSError:
     """The same error, naming `path` (os.write and friends do not)."""
     if exc.filename is not None:
