@@ -78,15 +78,16 @@ def _fixed6(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """_fmt over an array, as (ASCII chars, which to keep, rows to format with _fmt instead).
 
     _fmt rounds the exact binary value of x to 6 decimals (ties to even). Here y = |x| * 1e6 is
-    rounded once more by the multiplication, by at most half of np.spacing(y); when no tie
-    n + 0.5 lies within np.spacing(y) of y, the exact product rounds to the same integer n as y
-    does, and n's digits are _fmt's. The rest (near a tie, |y| >= 2**52, inf) go back to _fmt.
+    that product rounded to the nearest double. Below 2**52 every half-integer h is a double, so
+    if the exact product and y lay on two sides of h, h would be nearer the product than y:
+    they round to the same integer, which rint gives, unless y is exactly a half-integer (the
+    product may then be just above or below it). Those, |y| >= 2**52 and inf go to _fmt.
     """
     ax = np.abs(x)
     with np.errstate(invalid="ignore", over="ignore"):
         y = ax * 1e6
         n = np.rint(y)
-        exact = (y < 4503599627370496.0) & (0.5 - np.abs(y - n) > np.spacing(y))
+        exact = (y < 4503599627370496.0) & (np.abs(y - n) != 0.5)
     nan = np.isnan(x)
     ip, fp = np.divmod(np.where(exact, n, 0.0).astype(np.int64), 1_000_000)
     groups = max(1, (len(str(int(ip.max()))) + 2) // 3) if ip.size else 1

@@ -26,7 +26,8 @@ def dumps_yaml(obj: Any) -> str:
 
     libyaml's emitter writes other bytes than PyYAML's own for a few shapes: escaped
     (double-quoted) strings that wrap and keys longer than about 80 characters. So it is used
-    only for documents made of dicts with short printable-ASCII keys, lists, printable-ASCII
+    only for documents made of dicts with short printable-ASCII or integer keys (params.yaml
+    indexes lists), lists, printable-ASCII
     strings, numbers, booleans and None (every resolved config); others take the Python emitter.
     """
     import yaml
@@ -43,8 +44,8 @@ _MAX_KEY = 64
 def _libyaml_safe(obj: Any) -> bool:
     """Whether libyaml writes `obj` byte for byte as PyYAML's emitter does (tests/test_runner.py)."""
     if isinstance(obj, dict):
-        return all(isinstance(k, str) and len(k) <= _MAX_KEY and _printable(k) and _libyaml_safe(v)
-                   for k, v in obj.items())
+        return all((type(k) is int or isinstance(k, str) and len(k) <= _MAX_KEY and _printable(k))
+                   and _libyaml_safe(v) for k, v in obj.items())
     if isinstance(obj, list):
         return all(_libyaml_safe(v) for v in obj)
     if isinstance(obj, str):
