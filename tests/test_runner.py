@@ -352,3 +352,19 @@ def test_dumps_yaml_takes_libyaml_for_a_resolved_config(monkeypatch: pytest.Monk
     doc = {"stage": {"id": "d92-5", "acceptance": [{"metric": "x", "op": "<", "value": 1.0}]}, "seed": 42}
     assert dumps_yaml(doc) == yaml.safe_dump(doc, sort_keys=False) and used == [1]
     assert dumps_yaml({"k": "\u2713"}) == yaml.safe_dump({"k": "\u2713"}, sort_keys=False) and used == [1]
+
+
+def test_write_all_atomic_replaces_each_file_or_none_and_leaves_no_temp(tmp_path: Path) -> None:
+    from src.runs.atomic import json_file, write_all_atomic
+
+    a, b = tmp_path / "a.csv", tmp_path / "b.json"
+    a.write_text("old a")
+    write_all_atomic([(a, b"new a\n"), json_file(b, {"z": 1, "a": [0.5]})])
+    assert a.read_bytes() == b"new a\n" and b.read_text() == '{\n  "a": [\n    0.5\n  ],\n  "z": 1\n}\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "b.json"]
+    missing = tmp_path / "no-such-folder" / "c.csv"
+    with pytest.raises(OSError) as err:  # the second file cannot be made: the first is not replaced either
+        write_all_atomic([(a, b"newer a"), (missing, b"c")])
+    assert "no-such-folder" in str(err.value)
+    assert a.read_bytes() == b"new a\n" and sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "b.json"]
+    write_all_atomic([])

@@ -114,6 +114,11 @@ def write_record(path: Path, meta: dict[str, Any]) -> None:
     write_text_atomic(path, sealed_text(meta))
 
 
+def record_file(path: Path, meta: dict[str, Any]) -> tuple[Path, bytes]:
+    """(path, the bytes write_record writes there): an item of src.runs.atomic.write_all_atomic."""
+    return path, sealed_text(meta).encode("utf-8")
+
+
 def record_outputs(run_dir: Path, meta: dict[str, Any]) -> None:
     """Put the SHA-256 of every output file into the record: call once the outputs are final."""
     meta["outputs"] = {"sha256": output_digests(run_dir)}

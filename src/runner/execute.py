@@ -22,15 +22,15 @@ from src.market.registry import build_market
 from src.market.tape import Market
 from src.provenance import guard, inventory
 from src.provenance.fingerprint import config_digest, fingerprint
-from src.provenance.record import (build_meta, deterministic_provenance, failed_meta, finish_meta, record_outputs,
-                                   redact, write_record)
+from src.provenance.record import (build_meta, deterministic_provenance, failed_meta, finish_meta, record_file,
+                                   record_outputs, redact, write_record)
 from src.catalog.index import index_run
 from src.runner.dvcview import headline_metrics, params_values
 from src.runner.engines import choose_engine, warm_kernel
 from src.runner.interrupt import PROCESS as interrupts
 from src.runner.plotdata import SpreadTap, write_plot_data
 from src.runner.session import MarketSession
-from src.runs.atomic import JsonlAppender, dumps_yaml, write_json_atomic, write_text_atomic
+from src.runs.atomic import JsonlAppender, dumps_yaml, json_file, write_all_atomic
 from src.runs.claim import RunClaim, claim_run_dir
 from src.runs.iofail import RunLogHandler, describe_os_error
 from src.runs.paths import RunPathError, RunPaths
@@ -177,10 +177,10 @@ def start_record(run: _Run, argv: list[str], purge: dict, hardlock: dict) -> Non
                           data_identity=data_identity, data_location=_location(run.market), seed=cfg.seed,
                           fingerprint=run.fingerprint, purge=purge, hardlock=hardlock)
     shown = redact(resolved)
-    write_text_atomic(paths.resolved_config, dumps_yaml(shown))
-    write_text_atomic(paths.params, dumps_yaml(params_values(shown, cfg.run.dvc_namespace)))
-    write_record(paths.runtime_meta, run.meta)
-    write_json_atomic(paths.provenance, deterministic_provenance(run.meta))
+    write_all_atomic([(paths.resolved_config, dumps_yaml(shown).encode("utf-8")),
+                      (paths.params, dumps_yaml(params_values(shown, cfg.run.dvc_namespace)).encode("utf-8")),
+                      record_file(paths.runtime_meta, run.meta),
+                      json_file(paths.provenance, deterministic_provenance(run.meta))])
     run.timings["record_s"] = time.perf_counter() - t1
     log.info("run_start run_id=%s stage=%s fingerprint=%s", paths.run_id, paths.stage_id, run.fingerprint)
 
@@ -218,8 +218,8 @@ def run_engine(run: _Run) -> None:
     run.kpis = kpi_mod.summarize(res, run.params.applied, run.zone_kpi, cfg.stage.duration_s, cfg.stage.tick_s,
                                  start_t_s=tap.first_t_s, venues=venue_fees(cfg.costs))
     run.kpis.update(session.kpis())  # market_faults, for live markets and their recordings
-    write_json_atomic(paths.kpi_summary, run.kpis)
-    write_json_atomic(paths.metrics, headline_metrics(run.kpis, cfg.run.dvc_namespace))
+    write_all_atomic([json_file(paths.kpi_summary, run.kpis),
+                      json_file(paths.metrics, headline_metrics(run.kpis, cfg.run.dvc_namespace))])
     t4 = time.perf_counter()
     write_plot_data(paths.plots_dir, res.trades, tap, res.ticks * cfg.stage.tick_s)
     run.timings.update(kpis_s=t4 - t3, plots_s=time.perf_counter() - t4)

@@ -17,7 +17,7 @@ import numpy as np
 from src.engine.records import EXIT_REASONS
 from src.engine.stats import equity_samples
 from src.market.tape import Market, MarketChunk
-from src.runs.atomic import write_bytes_atomic, write_text_atomic
+from src.runs.atomic import write_all_atomic, write_text_atomic  # noqa: F401  (the latter: a one-off file)
 
 
 class SpreadTap:
@@ -137,26 +137,32 @@ def csv_rows(*fields: np.ndarray | str) -> bytes:
 def write_plot_data(plots_dir: Path, trades: list[dict], tap: SpreadTap, simulated_s: float = 0.0) -> dict[str, str]:
     """Write the CSVs; returns {name: path relative to the run folder}. simulated_s: ticks x tick_s."""
     plots_dir.mkdir(exist_ok=True)
+    write_all_atomic([(plots_dir / f"{name}.csv", data) for name, data in plot_files(trades, tap, simulated_s)])
+    return {n: f"plots/{n}.csv" for n in ("equity", "equity_trades", "exit_reasons", "spread", "marks")}
+
+
+def plot_files(trades: list[dict], tap: SpreadTap, simulated_s: float) -> list[tuple[str, bytes]]:
+    """[(name, the CSV's bytes)] of the five plot files."""
     start = tap.first_t_s
     hourly = equity_samples([t["exit_t_s"] for t in trades], [t["pnl_krw"] for t in trades], start, start + simulated_s)
-    write_text_atomic(plots_dir / "equity.csv", "t_s,equity_krw\n" + "".join(f"{_fmt(t)},{_fmt(e)}\n" for t, e in hourly))
+    files = [("equity", ("t_s,equity_krw\n" + "".join(f"{_fmt(t)},{_fmt(e)}\n" for t, e in hourly)).encode())]
     equity = ["t_s,equity_krw,trade", "0,0,0"]
     total = 0.0
     for i, t in enumerate(sorted(trades, key=lambda t: (t["exit_t_s"], t["symbol"]))):
         total += t["pnl_krw"]
         equity.append(f"{_fmt(t['exit_t_s'])},{_fmt(round(total, 2) + 0.0)},{i + 1}")
-    write_text_atomic(plots_dir / "equity_trades.csv", "\n".join(equity) + "\n")
+    files.append(("equity_trades", ("\n".join(equity) + "\n").encode()))
 
     counts = {k: 0 for k in EXIT_REASONS}
     for t in trades:
         counts[t["exit_reason"]] += 1
     mix = ["exit_reason,count"] + [f"{k},{counts[k]}" for k in EXIT_REASONS]
-    write_text_atomic(plots_dir / "exit_reasons.csv", "\n".join(mix) + "\n")
+    files.append(("exit_reasons", ("\n".join(mix) + "\n").encode()))
 
     ts = np.concatenate(tap.t_s) if tap.t_s else np.empty(0)
     prem = np.concatenate(tap.premium_bps) if tap.premium_bps else np.empty(0)
     rows = csv_rows(ts, ",", prem, f",{tap.symbol}\n") if ts.size else b""
-    write_bytes_atomic(plots_dir / "spread.csv", b"t_s,premium_bps,symbol\n" + rows)
+    files.append(("spread", b"t_s,premium_bps,symbol\n" + rows))
 
     at = _premium_at(ts, prem, {x for t in trades if t["symbol"] == tap.symbol for x in (t["entry_t_s"], t["exit_t_s"])})
     marks = ["t_s,premium_bps,mark"]
@@ -165,8 +171,8 @@ def write_plot_data(plots_dir: Path, trades: list[dict], tap: SpreadTap, simulat
             continue
         marks.append(f"{_fmt(t['entry_t_s'])},{_fmt(at.get(t['entry_t_s'], float('nan')))},entry")
         marks.append(f"{_fmt(t['exit_t_s'])},{_fmt(at.get(t['exit_t_s'], float('nan')))},exit:{t['exit_reason']}")
-    write_text_atomic(plots_dir / "marks.csv", "\n".join(marks) + "\n")
-    return {n: f"plots/{n}.csv" for n in ("equity", "equity_trades", "exit_reasons", "spread", "marks")}
+    files.append(("marks", ("\n".join(marks) + "\n").encode()))
+    return files
 
 
 def _premium_at(ts: np.ndarray, prem: np.ndarray, wanted: set[float]) -> dict[float, float]:
