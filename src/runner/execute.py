@@ -22,6 +22,7 @@ from src.market.registry import build_market
 from src.market.tape import Market
 from src.provenance import guard, inventory
 from src.provenance.fingerprint import config_digest, fingerprint
+from src.provenance.gitinfo import PendingGitState
 from src.provenance.record import (build_meta, deterministic_provenance, failed_meta, finish_meta, record_file,
                                    record_outputs, redact, write_record)
 from src.catalog.index import index_run
@@ -162,6 +163,7 @@ def start_record(run: _Run, argv: list[str], purge: dict, hardlock: dict) -> Non
     """Write the inputs' descriptions and the record (status `running`) before the engine starts."""
     t1 = time.perf_counter()
     loaded, cfg, paths, root = run.loaded, run.loaded.cfg, run.paths, run.loaded.root
+    git = PendingGitState(root)  # `git status` runs while the source files are hashed below
     applied = run.params.applied
     run.zone_kpi, zone_meta = inventory.zone_evidence(
         root, loaded.choices["zone_profile"], cfg.zone_profile.name, cfg.stage.mode.value,
@@ -175,7 +177,7 @@ def start_record(run: _Run, argv: list[str], purge: dict, hardlock: dict) -> Non
               "files": inventory.config_inventory(root, loaded.config_files)}
     run.meta = build_meta(paths=paths, argv=argv, config=config, code=code, zone_profile=zone_meta,
                           data_identity=data_identity, data_location=_location(run.market), seed=cfg.seed,
-                          fingerprint=run.fingerprint, purge=purge, hardlock=hardlock)
+                          fingerprint=run.fingerprint, purge=purge, hardlock=hardlock, git=git.result())
     shown = redact(resolved)
     write_all_atomic([(paths.resolved_config, dumps_yaml(shown).encode("utf-8")),
                       (paths.params, dumps_yaml(params_values(shown, cfg.run.dvc_namespace)).encode("utf-8")),
