@@ -61,17 +61,19 @@ def _fmt(x: float) -> str:
     return f"{x:.6f}".rstrip("0").rstrip(".") if x == x else ""
 
 
-# "000".."999" as ASCII rows: three digits per table lookup
-_D3 = (np.arange(1000)[:, None] // np.array([100, 10, 1]) % 10 + ord("0")).astype(np.uint8)
+# "000".."999" as 3-byte strings: three ASCII digits per table lookup
+_D3 = (np.arange(1000)[:, None] // np.array([100, 10, 1]) % 10 + ord("0")).astype(np.uint8).view("S3").ravel()
+_FRAC_MODS = np.array([1_000_000, 100_000, 10_000, 1_000, 100, 10], np.int32)  # fraction digit j is kept
+# when a non-zero digit follows at or after it: fp % _FRAC_MODS[j] != 0
 
 
 def _digits(v: np.ndarray, groups: int) -> np.ndarray:
     """(n, 3 * groups) ASCII digits of the non-negative integers v, zero-padded on the left."""
-    out = np.empty((v.shape[0], 3 * groups), np.uint8)
+    out = np.empty((v.shape[0], groups), "S3")
     for g in range(groups - 1, -1, -1):
         v, r = np.divmod(v, 1000)
-        out[:, 3 * g:3 * g + 3] = _D3[r]
-    return out
+        out[:, g] = _D3.take(r)
+    return out.view(np.uint8).reshape(v.shape[0], 3 * groups)
 
 
 def _fixed6(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -90,11 +92,12 @@ def _fixed6(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         exact = (y < 4503599627370496.0) & (np.abs(y - n) != 0.5)
     nan = np.isnan(x)
     ip, fp = np.divmod(np.where(exact, n, 0.0).astype(np.int64), 1_000_000)
-    groups = max(1, (len(str(int(ip.max()))) + 2) // 3) if ip.size else 1
+    width = len(str(int(ip.max()))) if ip.size else 1
+    groups = (width + 2) // 3
     idig, fdig = _digits(ip, groups), _digits(fp, 2)
-    lead = np.logical_or.accumulate(idig != ord("0"), axis=1)
-    lead[:, -1] = True  # "0" itself
-    trail = np.logical_or.accumulate((fdig != ord("0"))[:, ::-1], axis=1)[:, ::-1]
+    # integer digit j of 3 * groups is kept from the first non-zero one on, and the last ("0") always
+    lead = ip[:, None] >= np.array([int("1" + "0" * (3 * groups - 1 - j)) for j in range(3 * groups - 1)] + [0])
+    trail = fp.astype(np.int32)[:, None] % _FRAC_MODS != 0
     sign = np.full((x.shape[0], 1), ord("-"), np.uint8)
     point = np.full((x.shape[0], 1), ord("."), np.uint8)
     chars = np.concatenate([sign, idig, point, fdig], axis=1)
