@@ -12,16 +12,44 @@ import xxhash
 MANIFEST_DIR = "repro"
 
 
+_STATUS = ("status", "--porcelain=v2", "--branch", "--untracked-files=normal")
+
+
 def _git(root: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(["git", "-C", str(root), *args], capture_output=True, timeout=20, check=False)
 
 
+class PendingGitState:
+    """git_state with its `git status` started now and read by result(): git works in its own
+    process while the caller does something else (the run hashes its source files meanwhile)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._error: Exception | None = None
+        try:
+            self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
+                ["git", "-C", str(root), *_STATUS], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        except OSError as exc:
+            self._proc, self._error = None, exc
+
+    def result(self) -> dict[str, Any]:
+        if self._proc is None:
+            return {"available": False, "reason": f"git not runnable: {self._error}"}
+        try:
+            out, err = self._proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired as exc:
+            self._proc.kill()
+            self._proc.communicate()
+            return {"available": False, "reason": f"git not runnable: {exc}"}
+        return _from_status(self.root, subprocess.CompletedProcess(self._proc.args, self._proc.returncode, out, err))
+
+
 def git_state(root: Path) -> dict[str, Any]:
     """What git says about `root`; {"available": False, ...} when it is not a git checkout."""
-    try:
-        st = _git(root, "status", "--porcelain=v2", "--branch", "--untracked-files=normal")
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return {"available": False, "reason": f"git not runnable: {exc}"}
+    return PendingGitState(root).result()
+
+
+def _from_status(root: Path, st: subprocess.CompletedProcess[bytes]) -> dict[str, Any]:
     if st.returncode != 0:
         return {"available": False, "reason": st.stderr.decode(errors="replace").strip()[:200]}
     commit = branch = None

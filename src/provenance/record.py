@@ -114,6 +114,11 @@ def write_record(path: Path, meta: dict[str, Any]) -> None:
     write_text_atomic(path, sealed_text(meta))
 
 
+def record_file(path: Path, meta: dict[str, Any]) -> tuple[Path, bytes]:
+    """(path, the bytes write_record writes there): an item of src.runs.atomic.write_all_atomic."""
+    return path, sealed_text(meta).encode("utf-8")
+
+
 def record_outputs(run_dir: Path, meta: dict[str, Any]) -> None:
     """Put the SHA-256 of every output file into the record: call once the outputs are final."""
     meta["outputs"] = {"sha256": output_digests(run_dir)}
@@ -121,11 +126,13 @@ def record_outputs(run_dir: Path, meta: dict[str, Any]) -> None:
 
 def build_meta(*, paths: RunPaths, argv: list[str], config: dict[str, Any], code: list[dict[str, Any]],
                zone_profile: dict[str, Any], data_identity: dict[str, Any], data_location: Any, seed: int,
-               fingerprint: str, purge: dict[str, Any], hardlock: dict[str, Any]) -> dict[str, Any]:
+               fingerprint: str, purge: dict[str, Any], hardlock: dict[str, Any],
+               git: dict[str, Any] | None = None) -> dict[str, Any]:
     """The record as written when the run starts (status `running`).
 
     config: {digest, choices, resolved (secrets redacted here), files}; code: the code inventory;
-    data_location: where the data came from (None for generated data: no location key)."""
+    data_location: where the data came from (None for generated data: no location key);
+    git: git_state(paths.root) when the caller has it already (else it is asked here)."""
     return {
         "schema_version": SCHEMA_VERSION,
         "run_id": paths.run_id,
@@ -145,7 +152,7 @@ def build_meta(*, paths: RunPaths, argv: list[str], config: dict[str, Any], code
                  **({"location": data_location} if data_location is not None else {})},
         "seed": seed,
         "fingerprint": fingerprint,
-        "git": git_state(paths.root),
+        "git": git_state(paths.root) if git is None else git,
         "environment": environment(),
         "guard": {"purge": purge, "hardlock": hardlock},
     }

@@ -10,8 +10,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
-import yaml
-
 from src.acceptance import gates
 from src.config.loader import LoadedConfig
 from src.config.schema import Engine
@@ -24,15 +22,16 @@ from src.market.registry import build_market
 from src.market.tape import Market
 from src.provenance import guard, inventory
 from src.provenance.fingerprint import config_digest, fingerprint
-from src.provenance.record import (build_meta, deterministic_provenance, failed_meta, finish_meta, record_outputs,
-                                   redact, write_record)
+from src.provenance.gitinfo import PendingGitState
+from src.provenance.record import (build_meta, deterministic_provenance, failed_meta, finish_meta, record_file,
+                                   record_outputs, redact, write_record)
 from src.catalog.index import index_run
 from src.runner.dvcview import headline_metrics, params_values
 from src.runner.engines import choose_engine, warm_kernel
 from src.runner.interrupt import PROCESS as interrupts
 from src.runner.plotdata import SpreadTap, write_plot_data
 from src.runner.session import MarketSession
-from src.runs.atomic import JsonlAppender, write_json_atomic, write_text_atomic
+from src.runs.atomic import JsonlAppender, dumps_yaml, json_file, write_all_atomic
 from src.runs.claim import RunClaim, claim_run_dir
 from src.runs.iofail import RunLogHandler, describe_os_error
 from src.runs.paths import RunPathError, RunPaths
@@ -82,7 +81,8 @@ def execute(loaded: LoadedConfig, argv: list[str], purge: dict, t_start: float, 
     if hardlock["violations"]:
         print(f"error: {'; '.join(hardlock['violations'])}", file=sys.stderr)
         return Outcome(ExitCode.PROVENANCE, "refused")
-    timings = {"purge_s": t_purge, "hardlock_s": time.perf_counter() - t0}
+    # config_s: from the purge's end to here (composing the config, importing the runner)
+    timings = {"purge_s": t_purge, "config_s": t0 - t_start - t_purge, "hardlock_s": time.perf_counter() - t0}
     run = open_run(loaded, timings)
     if isinstance(run, Outcome):
         return run
@@ -167,6 +167,7 @@ def start_record(run: _Run, argv: list[str], purge: dict, hardlock: dict) -> Non
     """Write the inputs' descriptions and the record (status `running`) before the engine starts."""
     t1 = time.perf_counter()
     loaded, cfg, paths, root = run.loaded, run.loaded.cfg, run.paths, run.loaded.root
+    git = PendingGitState(root)  # `git status` runs while the source files are hashed below
     applied = run.params.applied
     run.zone_kpi, zone_meta = inventory.zone_evidence(
         root, loaded.choices["zone_profile"], cfg.zone_profile.name, cfg.stage.mode.value,
@@ -181,12 +182,12 @@ def start_record(run: _Run, argv: list[str], purge: dict, hardlock: dict) -> Non
     config["source"] = loaded.source  # hook: cfgcache (composed by Hydra or read from the config cache)
     run.meta = build_meta(paths=paths, argv=argv, config=config, code=code, zone_profile=zone_meta,
                           data_identity=data_identity, data_location=_location(run.market), seed=cfg.seed,
-                          fingerprint=run.fingerprint, purge=purge, hardlock=hardlock)
-    write_text_atomic(paths.resolved_config, yaml.safe_dump(redact(resolved), sort_keys=False))
-    write_text_atomic(paths.params, yaml.safe_dump(params_values(redact(resolved), cfg.run.dvc_namespace),
-                                                   sort_keys=False))
-    write_record(paths.runtime_meta, run.meta)
-    write_json_atomic(paths.provenance, deterministic_provenance(run.meta))
+                          fingerprint=run.fingerprint, purge=purge, hardlock=hardlock, git=git.result())
+    shown = redact(resolved)
+    write_all_atomic([(paths.resolved_config, dumps_yaml(shown).encode("utf-8")),
+                      (paths.params, dumps_yaml(params_values(shown, cfg.run.dvc_namespace)).encode("utf-8")),
+                      record_file(paths.runtime_meta, run.meta),
+                      json_file(paths.provenance, deterministic_provenance(run.meta))])
     run.timings["record_s"] = time.perf_counter() - t1
     log.info("run_start run_id=%s stage=%s fingerprint=%s", paths.run_id, paths.stage_id, run.fingerprint)
 
@@ -218,14 +219,17 @@ def run_engine(run: _Run) -> None:
     finally:
         trades.close()
         session.close(res)
-    run.timings["engine_s"] = time.perf_counter() - t2
+    t3 = time.perf_counter()
+    run.timings.update(engine_s=t3 - t2, market_s=tap.market_s)
     run.res = res
     run.kpis = kpi_mod.summarize(res, run.params.applied, run.zone_kpi, cfg.stage.duration_s, cfg.stage.tick_s,
                                  start_t_s=tap.first_t_s, venues=venue_fees(cfg.costs))
     run.kpis.update(session.kpis())  # market_faults, for live markets and their recordings
-    write_json_atomic(paths.kpi_summary, run.kpis)
-    write_json_atomic(paths.metrics, headline_metrics(run.kpis, cfg.run.dvc_namespace))
+    write_all_atomic([json_file(paths.kpi_summary, run.kpis),
+                      json_file(paths.metrics, headline_metrics(run.kpis, cfg.run.dvc_namespace))])
+    t4 = time.perf_counter()
     write_plot_data(paths.plots_dir, res.trades, tap, res.ticks * cfg.stage.tick_s)
+    run.timings.update(kpis_s=t4 - t3, plots_s=time.perf_counter() - t4)
     run.recorded = session.recorded
 
 
@@ -250,8 +254,8 @@ def finish_record(run: _Run, t_start: float) -> None:
                 recorded=run.recorded)
     t, res = run.timings, run.res
     run.meta["timings"] = {
-        "purge_s": round(t["purge_s"], 6), "hardlock_s": round(t["hardlock_s"], 6),
-        "record_s": round(t["record_s"], 6), "engine_s": round(t["engine_s"], 6),
+        **{k: round(t[k], 6) for k in ("purge_s", "config_s", "hardlock_s", "record_s", "engine_s", "market_s",
+                                         "kpis_s", "plots_s")},
         "total_s": round(time.perf_counter() - t_start, 6),
         "simulated_s_per_wall_s": (round(res.ticks * cfg.stage.tick_s / t["engine_s"], 1)
                                    if t["engine_s"] > 0 else None),

@@ -10,8 +10,9 @@ import errno
 import json
 import os
 import secrets
+import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 FILE_MODE = 0o666  # the umask applies
 
@@ -19,6 +20,42 @@ FILE_MODE = 0o666  # the umask applies
 def dumps_deterministic(obj: Any) -> str:
     """JSON with sorted keys and a trailing newline: equal objects give equal bytes."""
     return json.dumps(obj, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def dumps_yaml(obj: Any) -> str:
+    """`yaml.safe_dump(obj, sort_keys=False)`'s text, written by libyaml when PyYAML has it.
+
+    libyaml's emitter writes other bytes than PyYAML's own for a few shapes: escaped
+    (double-quoted) strings that wrap and keys longer than about 80 characters. So it is used
+    only for documents made of dicts with short printable-ASCII or integer keys (params.yaml
+    indexes lists), lists, printable-ASCII
+    strings, numbers, booleans and None (every resolved config); others take the Python emitter.
+    """
+    import yaml
+
+    dumper = getattr(yaml, "CSafeDumper", None)
+    if dumper is None or not _libyaml_safe(obj):
+        dumper = yaml.SafeDumper
+    return yaml.dump(obj, Dumper=dumper, sort_keys=False)
+
+
+_MAX_KEY = 64
+
+
+def _libyaml_safe(obj: Any) -> bool:
+    """Whether libyaml writes `obj` byte for byte as PyYAML's emitter does (tests/test_runner.py)."""
+    if isinstance(obj, dict):
+        return all((type(k) is int or isinstance(k, str) and len(k) <= _MAX_KEY and _printable(k))
+                   and _libyaml_safe(v) for k, v in obj.items())
+    if isinstance(obj, list):
+        return all(_libyaml_safe(v) for v in obj)
+    if isinstance(obj, str):
+        return _printable(obj)
+    return obj is None or type(obj) in (bool, int, float)
+
+
+def _printable(s: str) -> bool:
+    return s.isascii() and s.isprintable()
 
 
 def _named(exc: OSError, path: Path) -> OSError:
@@ -70,12 +107,71 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
         raise
 
 
+def write_all_atomic(files: Sequence[tuple[Path, bytes]]) -> None:
+    """write_bytes_atomic for several files, their fsyncs side by side: every temp file is
+    written, all are made durable at once (one journal commit can serve them all, where one
+    after the other each waits for its own), then each is renamed over its path, in order.
+
+    A failure to write or sync raises the first error (naming its file) before any rename;
+    no temp file is left behind in any case.
+    """
+    temps: list[tuple[Path, Path]] = []  # (temp file, its path) not renamed yet
+    try:
+        fds: list[int] = []
+        try:
+            for path, data in files:
+                fd, tmp = _open_temp(Path(path))
+                fds.append(fd)
+                temps.append((tmp, Path(path)))
+                _write_all(fd, data, Path(path))
+            _fsync_all(fds, [path for _, path in temps])
+        finally:
+            for fd in fds:
+                os.close(fd)
+        while temps:
+            os.replace(*temps[0])
+            temps.pop(0)
+    except BaseException:
+        for tmp, _ in temps:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        raise
+
+
+def _fsync_all(fds: list[int], paths: list[Path]) -> None:
+    """fsync every fd, each but the first in a thread of its own (fsync releases the GIL)."""
+    errors: list[OSError] = []
+
+    def sync(fd: int, path: Path) -> None:
+        try:
+            os.fsync(fd)
+        except OSError as exc:
+            errors.append(_named(exc, path))
+
+    threads = [threading.Thread(target=sync, args=pair) for pair in zip(fds[1:], paths[1:])]
+    for t in threads:
+        t.start()
+    if fds:
+        sync(fds[0], paths[0])
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
 def write_text_atomic(path: Path, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
     write_text_atomic(path, dumps_deterministic(obj))
+
+
+def json_file(path: Path, obj: Any) -> tuple[Path, bytes]:
+    """(path, the bytes write_json_atomic writes there): an item of write_all_atomic."""
+    return path, dumps_deterministic(obj).encode("utf-8")
 
 
 class JsonlAppender:
