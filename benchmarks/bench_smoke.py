@@ -65,6 +65,9 @@ def main() -> int:
             if repo is not first and (first / ".cache").is_dir():  # reused when the kernel's key matches
                 shutil.copytree(first / ".cache", repo / ".cache", symlinks=True)
             t0 = time.perf_counter()
+            if (repo / "src" / "engine" / "build.py").is_file():  # the set-up step (README): the run loads it
+                subprocess.run([sys.executable, "-m", "src.engine.build"], cwd=repo, check=True,
+                               stdout=subprocess.DEVNULL)
             _run(repo, args.stage, "warmup", None)
             print(f"warm-up run ({name}): {time.perf_counter() - t0:.2f} s")
         rows: dict[str, list[tuple[float, float, dict, float]]] = {name: [] for name in trees}
@@ -167,10 +170,14 @@ def _print_side_by_side(rows: dict[str, list[tuple[float, float, dict, float]]])
 
 def _run(repo: Path, stage: str, run_id: str, aot: bool | None) -> tuple[float, float, dict, float]:
     """(wall s, peak RSS MB, runtime_meta, CPU s: user + system) of one `python -m src.run` in a fresh process.
+    The command is the user's own (`python -m src.run stage=S`, no run.id: a run.id override would
+    make every run's command line, and so its config cache key, new); run_id names the run in errors.
     aot: KERNEL_AOT=1 or 0; None leaves the environment as it is."""
     env = dict(os.environ) if aot is None else {**os.environ, "KERNEL_AOT": "1" if aot else "0"}
+    stage_dir = repo / "logs" / stage
+    before = {p.name for p in stage_dir.iterdir()} if stage_dir.is_dir() else set()
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "src.run", f"stage={stage}", f"run.id={run_id}"], cwd=repo,
+    proc = subprocess.Popen([sys.executable, "-m", "src.run", f"stage={stage}"], cwd=repo,
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
@@ -178,7 +185,10 @@ def _run(repo: Path, stage: str, run_id: str, aot: bool | None) -> tuple[float, 
     err = proc.stderr.read().decode() if proc.stderr else ""
     if os.waitstatus_to_exitcode(status) not in (0, 1):
         raise SystemExit(f"run {run_id} failed: {err[-2000:]}")
-    meta = json.loads((repo / "logs" / stage / run_id / "runtime_meta.json").read_text())
+    new = [p for p in stage_dir.iterdir() if p.name not in before and (p / "runtime_meta.json").is_file()]
+    if len(new) != 1:
+        raise SystemExit(f"run {run_id}: expected one new run folder in {stage_dir}, found {len(new)}")
+    meta = json.loads((new[0] / "runtime_meta.json").read_text())
     return wall, usage.ru_maxrss / 1024.0, meta, cpu
 
 
