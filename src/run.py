@@ -173,11 +173,13 @@ if __name__ == "__main__":
         # The run is recorded and reported: keep a Ctrl-C pending until we exit (interrupt.py).
         if hasattr(signal, "pthread_sigmask"):
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        from src.exitcodes import exit_with, stdout_gone  # hook: pipes
+        from src.exitcodes import exit_with  # hook: pipes
 
         exit_with(_rc)  # flushes stdout first: a reader gone by then keeps the exit code, quietly
     except BrokenPipeError:  # output piped into `head`: the run itself is recorded already
-        stdout_gone()  # hook: pipes (else the interpreter's last flush raises again)
+        from src.exitcodes import stdout_gone  # hook: pipes (else the last flush raises again)
+
+        stdout_gone()
         sys.exit(0)  # ExitCode.OK
     except (Exception, KeyboardInterrupt) as _exc:
         _interrupted(_exc)
