@@ -191,8 +191,13 @@ if __name__ == "__main__":
         # The run is recorded and reported: keep a Ctrl-C pending until we exit (interrupt.py).
         if hasattr(signal, "pthread_sigmask"):
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        sys.exit(_rc)
+        from src.exitcodes import exit_with  # hook: pipes
+
+        exit_with(_rc)  # flushes stdout first: a reader gone by then keeps the exit code, quietly
     except BrokenPipeError:  # output piped into `head`: the run itself is recorded already
+        from src.exitcodes import stdout_gone  # hook: pipes (else the last flush raises again)
+
+        stdout_gone()
         sys.exit(0)  # ExitCode.OK
     except (Exception, KeyboardInterrupt) as _exc:
         _interrupted(_exc)

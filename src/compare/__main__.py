@@ -86,7 +86,6 @@ def _read_listed(path: Path, root: Path) -> Any:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BrokenPipeError:
-        sys.exit(ExitCode.OK)
+    from src.exitcodes import cli
+
+    cli(main)  # output cut off (`| head -1`): exit quietly

@@ -52,7 +52,7 @@ def _json(text: str, where: str) -> dict[str, Any]:
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise Damaged(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        raise Damaged(f"{where}: not valid JSON ({exc.msg.removesuffix(' at')} at line {exc.lineno})") from None
     if not isinstance(obj, dict):
         raise Damaged(f"{where}: expected a JSON object, found {type(obj).__name__}")
     return obj

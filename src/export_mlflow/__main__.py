@@ -196,4 +196,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from src.exitcodes import cli
+
+    cli(main)  # output cut off (`| head -1`): exit quietly

@@ -116,7 +116,9 @@ def read_record(run_dir: Path) -> tuple[dict[str, Any], bytes]:
     except UnicodeDecodeError as exc:
         raise ValueError(f"{RECORD_NAME}: not UTF-8 ({exc.reason} at byte {exc.start})") from None
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{RECORD_NAME}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        # json's own message may end in "at" already ("Invalid control character at"): said once
+        raise ValueError(f"{RECORD_NAME}: not valid JSON ({exc.msg.removesuffix(' at')} "
+                         f"at line {exc.lineno} column {exc.colno})") from None
     except OSError as exc:
         raise ValueError(f"{RECORD_NAME}: cannot be read ({exc.strerror})") from None
     if not isinstance(obj, dict):

@@ -136,8 +136,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from src.exitcodes import cli
+
     try:
-        sys.exit(main())
+        cli(main)  # output cut off (`| head -1`): exit quietly
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception:  # a bug, not a user error: the traceback is what a maintainer needs

@@ -113,10 +113,10 @@ def _text(r: dict[str, Any]) -> str:
 
 
 if __name__ == "__main__":
+    from src.exitcodes import cli
+
     try:
-        sys.exit(main())
-    except BrokenPipeError:
-        sys.exit(0)
+        cli(main)  # output cut off (`| head -1`): exit quietly
     except KeyboardInterrupt:  # the worktree is removed by its context manager on the way out
         print("interrupted: nothing reproduced", file=sys.stderr)
         sys.exit(130)

@@ -167,7 +167,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BrokenPipeError:
-        sys.exit(0)
+    from src.exitcodes import cli
+
+    cli(main)  # output cut off (`| head -1`): exit quietly
