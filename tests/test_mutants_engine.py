@@ -1,0 +1,64 @@
+"""Oracle cases for rules tests/mutate_oracle.py's added mutations reached and no test pinned.
+
+Hand-computed like tests/test_oracle.py (same scripted quotes and conventions, every engine):
+the last valid FX when the last tick has none, the KPI counters that only differ from
+round trips when a position is still open or the session was cut short, and the fees both
+engines take from the composed config (EngineParams.from_config: the taker fee of each venue).
+"""
+from __future__ import annotations
+
+import pytest
+
+from conftest import REPO
+from oracle_market import Q, Tick
+from src.config.loader import load_config
+from src.engine.kpi import summarize
+from src.engine.loop import EngineParams
+from test_oracle import ENTRY, FX, HOLD0, engine, krw, params, play  # noqa: F401 (engine: the fixture)
+
+TAKE = Q(128.0, 128.0, krw(128.5), krw(128.625))  # exit spread 5u: captured 3u = tp (test_oracle's take)
+
+
+def test_the_last_fx_is_the_last_valid_one(engine) -> None:
+    """A last tick with no FX (NaN) does not become the session's FX: the KPIs stay at 1300.
+    BTC: no fees, take profit at 30 s: 8 x (167700 - 167212.5) = +3900 KRW = 3.0 USD at 1300."""
+    res = play(engine, ("BTC",), [Tick(0.0, FX, (ENTRY,)), Tick(30.0, FX, (TAKE,)),
+                                  Tick(60.0, float("nan"), (HOLD0,))], params(("BTC",), usdt_fee=0.0, krw_fee=0.0))
+    assert res.last_fx == 1300.0
+    assert (res.ticks, res.market_updates) == (3, 2)  # the NaN-FX tick runs but updates nothing
+    k = summarize(res, params(("BTC",)).applied, {"sha256": "-"}, 90.0, 30.0)
+    assert (k["fx_rate"], k["total_pnl_krw"], k["total_pnl_usd"]) == (1300.0, 3900.0, 3.0)
+
+
+def test_no_valid_fx_at_all_reports_no_fx_rate(engine) -> None:
+    """Every tick without an FX: nothing is decided, and fx_rate is null (AC-4 then fails), not NaN."""
+    res = play(engine, ("BTC",), [Tick(0.0, float("nan"), (ENTRY,)), Tick(30.0, float("nan"), (TAKE,))])
+    k = summarize(res, params(("BTC",)).applied, {"sha256": "-"}, 60.0, 30.0)
+    assert (res.ticks, res.market_updates, res.entry_signals) == (2, 0, 0)
+    assert k["fx_rate"] is None and k["total_pnl_usd"] == 0.0
+
+
+def test_entries_count_the_positions_still_open_and_simulated_time_the_ticks(engine) -> None:
+    """BTC and ETH enter at 0 s; BTC takes profit at 30 s, ETH is still open at the end:
+    2 entries, 1 round trip, 1 open. Two ticks of 30 s simulate 60 s of a planned 600 s."""
+    res = play(engine, ("BTC", "ETH"), [Tick(0.0, FX, (ENTRY, ENTRY)), Tick(30.0, FX, (TAKE, HOLD0))])
+    k = summarize(res, params(("BTC", "ETH")).applied, {"sha256": "-"}, 600.0, 30.0)
+    assert (k["entries"], k["round_trips"], k["open_positions_at_end"]) == (2, 1, 1)
+    assert (k["simulated_s"], k["planned_duration_s"], k["ticks"]) == (60.0, 600.0, 2)
+    # BTC with fees 10/5 bps: -102.05 KRW (test_oracle's trade record); no win anywhere
+    assert (k["wins"], k["per_symbol"]["BTC"]["wins"], k["per_symbol"]["BTC"]["pnl_krw"]) == (0, 0, -102.05)
+    assert (k["per_symbol"]["ETH"]["round_trips"], k["per_symbol"]["ETH"]["pnl_krw"]) == (0, 0.0)
+
+
+@pytest.mark.parametrize("overrides,usdt,krw_fee", [
+    ([], 10.0, 5.0),  # conf/costs/default.yaml: Binance 10 bps, Upbit 5 bps (maker = taker there)
+    (["costs.usdt_venue.taker_fee_bps=7", "costs.usdt_venue.maker_fee_bps=2",
+      "costs.krw_venue.taker_fee_bps=3", "costs.krw_venue.maker_fee_bps=1"], 7.0, 3.0),
+])
+def test_the_engines_take_each_venues_taker_fee_from_the_config(overrides: list[str], usdt: float,
+                                                               krw_fee: float) -> None:
+    """Every fill is a taker order: the USDT venue's taker fee on the USDT legs, the KRW venue's on
+    the KRW legs; a round trip pays each twice (20 bps for 7 + 3)."""
+    cfg = load_config(["stage=d92-5", *overrides], REPO).cfg
+    p = EngineParams.from_config(cfg)
+    assert (p.usdt_fee_bps, p.krw_fee_bps, p.round_trip_fee_bps) == (usdt, krw_fee, 2.0 * (usdt + krw_fee))
