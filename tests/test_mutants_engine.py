@@ -12,6 +12,7 @@ import pytest
 from conftest import REPO
 from oracle_market import Q, Tick
 from src.config.loader import load_config
+from src.config.schema import Profile, Zone
 from src.engine.kpi import summarize
 from src.engine.loop import EngineParams
 from test_oracle import ENTRY, FX, HOLD0, engine, krw, params, play  # noqa: F401 (engine: the fixture)
@@ -62,3 +63,19 @@ def test_the_engines_take_each_venues_taker_fee_from_the_config(overrides: list[
     cfg = load_config(["stage=d92-5", *overrides], REPO).cfg
     p = EngineParams.from_config(cfg)
     assert (p.usdt_fee_bps, p.krw_fee_bps, p.round_trip_fee_bps) == (usdt, krw_fee, 2.0 * (usdt + krw_fee))
+
+
+def test_a_spread_exactly_at_the_first_zone_enters_at_any_fx(engine) -> None:
+    """The kernel screens entries without dividing (KRW x 1/FX); 1/FX is rounded, so the screen
+    keeps a margin. FX 1000.25: the KRW ask 127.875 x 1000.25 = 127906.96875 (exact) is 127.875 USD
+    by division, but 127906.96875 x fl(1/1000.25) = 127.87500000000001. Direction -1 with the
+    USDT bid at 128.5: spread (128.5 - 127.875) / 127.875 * 1e4 = 48.87585532746823 bps in float64,
+    and the only zone starts exactly there: a signal that enters (8 coins: 2048 x 0.5 / 128.5)."""
+    lo = 48.87585532746823
+    zone = Zone(lo_bps=lo, hi_bps=390.625, tp_bps=29.296875, sl_bps=19.53125, size_frac=0.5)
+    profile = Profile(zones=[zone], soft_limit_s=60.0, hard_limit_s=120.0, min_loss_bps=20.234375)
+    fx = 1000.25
+    q = Q(128.5, 128.625, 127.75 * fx, 127.875 * fx)
+    res = play(engine, ("BTC",), [Tick(0.0, fx, (q,))], params(("BTC",), profile))
+    assert [(p.direction, p.entry_spread_bps, p.entry.qty) for p in res.open_positions] == [(-1, lo, 1024.0 / 128.5)]
+    assert res.entry_signals == 1
