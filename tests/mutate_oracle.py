@@ -3,9 +3,14 @@
     python tests/mutate_oracle.py                 # every mutation (a few minutes)
     python tests/mutate_oracle.py "kill switch"   # those whose name contains a word
 
-Engine and market mutations run tests/test_oracle.py (kernel mutations also the kernel's
-round()/repr() unit tests); gate and stage mutations run tests/test_gates_boundaries.py;
-trader-KPI mutations (STATS) run tests/test_kpis_trader.py without its CLI runs.
+Engine and market mutations run tests/test_oracle.py, test_engine_units.py and
+test_mutants_engine.py (kernel mutations also the kernel's round()/repr() unit tests); gate,
+recheck and stage mutations run tests/test_gates_boundaries.py, test_acceptance.py and
+test_mutants_gates.py; trader-KPI mutations (STATS) run tests/test_kpis_trader.py without its
+CLI runs; compare and output-digest mutations tests/compare/test_diff.py and
+test_mutants_compare.py; config-bound mutations tests/config/test_validate.py and
+test_mutants_config.py (tests_for() below). Kernel mutations need the JIT to see the edit:
+`KERNEL_AOT=0 python tests/mutate_oracle.py ...` (the ahead-of-time build would be redone per mutant).
 Each mutation is a list of exact (file, old, new) edits -- the same bug in both engines
 where they spell a rule twice, and again in the kernel alone ("KERNEL ONLY": a bug in
 src/engine/kernel.py's own twin of a rule, which the oracle must catch by itself). Files are restored after each run,

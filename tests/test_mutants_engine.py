@@ -2,8 +2,9 @@
 
 Hand-computed like tests/test_oracle.py (same scripted quotes and conventions, every engine):
 the last valid FX when the last tick has none, the KPI counters that only differ from
-round trips when a position is still open or the session was cut short, and the fees both
-engines take from the composed config (EngineParams.from_config: the taker fee of each venue).
+round trips when a position is still open or the session was cut short, the fees both
+engines take from the composed config (EngineParams.from_config: the taker fee of each venue),
+and a spread exactly at a zone's lo at an FX whose reciprocal rounds (the kernel's entry screen).
 """
 from __future__ import annotations
 
