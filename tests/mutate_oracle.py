@@ -387,6 +387,12 @@ M: dict[str, list[tuple[str, str, str]]] = {
     'outputs: the fingerprint cross-check skipped': [
         (PO, '    if _PROVENANCE not in recorded:\n        return []', '    if True:\n        return []')],
     'outputs: a symlink digested as its target': [(PO, '    if entry.is_symlink():\n', '    if False:\n')],
+    'fingerprint: the seed left out': [('src/provenance/fingerprint.py', '        "seed": seed,\n', '')],
+    'fingerprint: the engine choice counts': [
+        ('src/provenance/fingerprint.py', 'VOLATILE_CONFIG_KEYS = ("run", "engine", "clock")', 'VOLATILE_CONFIG_KEYS = ("run", "clock")')],
+    'digests: SHA-256 of the first MiB only': [
+        ('src/provenance/digests.py', '        while block := fh.read(1 << 20):\n', '        if block := fh.read(1 << 20):\n')],
+    'KERNEL ONLY: the entry screen reads lo in percent': [(KN, 'screen[s] = lo * 1e-4 if', 'screen[s] = lo * 1e-2 if')],
     # config validation (src/config/validate.py): tests/config/test_validate.py and test_mutants_config.py
     'validate: a number equal to its upper bound refused': [
         (V, 'if hi is not None and value > hi:', 'if hi is not None and value >= hi:')],
@@ -436,7 +442,7 @@ for _name, _edits in list(M.items()):
 
 ORACLE = ["tests/test_oracle.py", "tests/test_engine_units.py", "tests/test_mutants_engine.py"]
 GATES = ["tests/test_gates_boundaries.py", "tests/test_acceptance.py", "tests/test_mutants_gates.py"]
-COMPARE = ["tests/compare/test_diff.py", "tests/test_mutants_compare.py"]
+COMPARE = ["tests/compare/test_diff.py", "tests/provenance", "tests/test_mutants_compare.py"]
 VALIDATE = ["tests/config/test_validate.py", "tests/test_mutants_config.py"]
 STATS = ["tests/test_kpis_trader.py", "-k", "not cli and not profitability"]
 # the kernel's own arithmetic (Python's round() and repr() of floats): unit-tested, not by the oracle
