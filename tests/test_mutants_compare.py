@@ -18,6 +18,7 @@ import pytest
 from src.compare.diff import compare_two, nondeterministic_groups, results_differ
 from src.compare.firstdiff import first_difference
 from src.compare.load import RunRecord
+from src.provenance.digests import sha256_and_size
 from src.provenance.outputs import diff_digests, output_digests, sealed_text, verify_run
 
 OUTPUTS = {"trades.jsonl": "t1", "kpi_summary.json": "k1", "config.yaml": "c1", "params.yaml": "y1",
@@ -118,3 +119,10 @@ def test_the_record_and_provenance_json_name_the_same_fingerprint(tmp_path: Path
     assert v.state == state
     if state == "edited":
         assert v.problems == ["runtime_meta.json: its fingerprint is not the one in provenance.json"]
+
+
+def test_a_file_larger_than_one_read_block_is_digested_whole(tmp_path: Path) -> None:
+    """Files are read in 1 MiB blocks: the digest and size cover the bytes past the first block."""
+    data = b"\x00" * (1 << 20) + b"abc"
+    (tmp_path / "big.bin").write_bytes(data)
+    assert sha256_and_size(tmp_path / "big.bin") == (hashlib.sha256(data).hexdigest(), 1048579)
