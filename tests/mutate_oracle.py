@@ -309,6 +309,19 @@ M: dict[str, list[tuple[str, str, str]]] = {
         (Z, 'if spread_bps < zones[0].lo_bps:', 'if spread_bps <= zones[0].lo_bps:'),
         (KN, 'if spread < zones[s, 0, 0]:', 'if spread <= zones[s, 0, 0]:'),
     ],
+    'exit rules read the first zone': [
+        (E, 'zone = profile.zones[pos.zone_idx]', 'zone = profile.zones[0]'),
+        (KN, 'if -captured >= zones[s, zi, 3]:', 'if -captured >= zones[s, 0, 3]:'),
+        (KN, 'elif captured >= zones[s, zi, 2]:', 'elif captured >= zones[s, 0, 2]:'),
+    ],
+    'KRW gross without the direction': [
+        (F, 'krw_gross = d * qty * (entry.krw_px - exit_.krw_px)', 'krw_gross = qty * (entry.krw_px - exit_.krw_px)'),
+        (KN, 'krw_gross = d * qty * (pf[P_KRW] - x_krw)', 'krw_gross = qty * (pf[P_KRW] - x_krw)'),
+    ],
+    'USDT gross without the direction': [
+        (F, 'usdt_gross = d * qty * (exit_.usdt_px - entry.usdt_px)', 'usdt_gross = qty * (exit_.usdt_px - entry.usdt_px)'),
+        (KN, 'usdt_gross = d * qty * (x_usdt - pf[P_USDT])', 'usdt_gross = qty * (x_usdt - pf[P_USDT])'),
+    ],
     # the config's fees and profiles as both engines get them (EngineParams.from_config, apply_profiles)
     'from_config: the maker fee instead of the taker fee': [
         (L, 'cfg.costs.usdt_venue.taker_fee_bps, cfg.costs.krw_venue.taker_fee_bps',

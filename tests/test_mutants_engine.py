@@ -16,7 +16,7 @@ from src.config.loader import load_config
 from src.config.schema import Profile, Zone
 from src.engine.kpi import summarize
 from src.engine.loop import EngineParams
-from test_oracle import ENTRY, FX, HOLD0, engine, krw, params, play  # noqa: F401 (engine: the fixture)
+from test_oracle import ENTRY, FX, HOLD0, assert_trades, engine, krw, params, play  # noqa: F401 (engine: fixture)
 
 TAKE = Q(128.0, 128.0, krw(128.5), krw(128.625))  # exit spread 5u: captured 3u = tp (test_oracle's take)
 
@@ -80,3 +80,37 @@ def test_a_spread_exactly_at_the_first_zone_enters_at_any_fx(engine) -> None:
     res = play(engine, ("BTC",), [Tick(0.0, fx, (q,))], params(("BTC",), profile))
     assert [(p.direction, p.entry_spread_bps, p.entry.qty) for p in res.open_positions] == [(-1, lo, 1024.0 / 128.5)]
     assert res.entry_signals == 1
+
+
+def test_a_buy_krw_sell_usdt_round_trip_record(engine) -> None:
+    """Direction -1 (KRW cheap) money, leg by leg. Enter: USDT bid 128 / KRW ask 127 USD:
+    (128 - 127) / 127 * 1e4 = 78.740157 bps, zone 0: 2048 x 0.5 / 128 (the USDT bid sold) = 8 coins;
+    sell 8 USDT-side at 128, buy 8 KRW-side at 127 x 1300 = 165100. Exit (take profit): USDT ask 127.875,
+    KRW bid 127.5 USD: (127.875 - 127.5) / 127.5 * 1e4 = 29.411765 bps, captured 49.33 >= tp 3u;
+    buy back USDT at 127.875, sell KRW at 127.5 x 1300 = 165750."""
+    enter = Q(128.0, 128.125, krw(126.875), krw(127.0))
+    out = Q(127.75, 127.875, krw(127.5), krw(127.625))  # KRW mid 127.5625 < USDT mid 127.8125: no flip for d=-1
+    res = play(engine, ("ETH",), [Tick(0.0, FX, (enter,)), Tick(30.0, FX, (out,))])
+    assert_trades(res, [{
+        "direction": "buy_krw_sell_usdt", "entry_spread_bps": 78.7402, "exit_spread_bps": 29.4118,
+        "qty": 8.0, "entry_usdt_px": 128.0, "entry_krw_px": 165100.0, "exit_usdt_px": 127.875,
+        "exit_krw_px": 165750.0,
+        # KRW legs 5e-4 * 8 * (165100 + 165750) = 1323.4; USDT legs 1e-3 * 8 * (128 + 127.875) = 2.047 USDT
+        # x 1300 = 2661.1; together 3984.5
+        "fees_krw": 3984.5, "slippage_krw": 0.0,
+        # KRW gross -1 x 8 x (165100 - 165750) = +5200; USDT gross -1 x 8 x (127.875 - 128) = +1 USDT;
+        # 5200 - 1323.4 + (1 - 2.047) x 1300 = 2515.5 KRW = 1.935 USD
+        "pnl_krw": 2515.5, "pnl_usd": 1.935, "exit_reason": "take_profit",
+    }])
+
+
+def test_exits_use_the_positions_own_zone(engine) -> None:
+    """A zone-1 position (tp 6u, sl 4u) holds at a capture of 4u and at a widening of 3u, both past
+    zone 0's tp 3u / sl 2u; it takes profit at 6u. Entry at 16u (USDT ask 128, KRW bid 130 USD)."""
+    enter = Q(127.875, 128.0, krw(130.0), krw(130.125))
+    gain4 = Q(128.0, 128.0, krw(129.375), krw(129.5))  # exit spread (129.5 - 128) / 128 = 12u: captured 4u
+    loss3 = Q(128.0, 128.0, krw(130.25), krw(130.375))  # 19u: widened by 3u
+    gain6 = Q(128.0, 128.0, krw(129.125), krw(129.25))  # 10u: captured 6u = tp of zone 1
+    res = play(engine, ("BTC",), [Tick(0.0, FX, (enter,)), Tick(10.0, FX, (gain4,)), Tick(20.0, FX, (loss3,)),
+                                  Tick(30.0, FX, (gain6,))])
+    assert [(t["exit_t_s"], t["exit_reason"], t["zone"]) for t in res.trades] == [(30.0, "take_profit", "117.188-390.625")]
