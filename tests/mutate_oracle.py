@@ -322,6 +322,11 @@ M: dict[str, list[tuple[str, str, str]]] = {
         (F, 'usdt_gross = d * qty * (exit_.usdt_px - entry.usdt_px)', 'usdt_gross = qty * (exit_.usdt_px - entry.usdt_px)'),
         (KN, 'usdt_gross = d * qty * (x_usdt - pf[P_USDT])', 'usdt_gross = qty * (x_usdt - pf[P_USDT])'),
     ],
+    "kill switch: a day's wins do not offset its losses": [
+        (L, 'day_pnl_usd[day] = day_pnl_usd.get(day, 0.0) + trade["pnl_usd"]',
+         'day_pnl_usd[day] = day_pnl_usd.get(day, 0.0) + min(trade["pnl_usd"], 0.0)'),
+        (KN, 'day_pnl[cur_slot] = day_pnl[cur_slot] + pnl_usd\n', 'day_pnl[cur_slot] = day_pnl[cur_slot] + min(pnl_usd, 0.0)\n'),
+    ],
     # the config's fees and profiles as both engines get them (EngineParams.from_config, apply_profiles)
     'from_config: the maker fee instead of the taker fee': [
         (L, 'cfg.costs.usdt_venue.taker_fee_bps, cfg.costs.krw_venue.taker_fee_bps',

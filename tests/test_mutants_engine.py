@@ -114,3 +114,17 @@ def test_exits_use_the_positions_own_zone(engine) -> None:
     res = play(engine, ("BTC",), [Tick(0.0, FX, (enter,)), Tick(10.0, FX, (gain4,)), Tick(20.0, FX, (loss3,)),
                                   Tick(30.0, FX, (gain6,))])
     assert [(t["exit_t_s"], t["exit_reason"], t["zone"]) for t in res.trades] == [(30.0, "take_profit", "117.188-390.625")]
+
+
+def test_the_kill_switch_nets_the_days_wins_against_its_losses(engine) -> None:
+    """No fees, limit 2 USD. At 30 s BTC takes profit (+3900 KRW = +3 USD), then ETH stops out
+    (8 x (167700 - 129.25 x 1300) = -2600 KRW = -2 USD, exactly the limit): the day stands at +1 USD,
+    so XRP's signal in the same tick enters."""
+    stop = Q(128.0, 128.0, krw(129.125), krw(129.25))  # exit spread 10u: widened by sl 2u
+    flat = Q(128.0, 128.0, krw(128.25), krw(128.375))
+    symbols = ("BTC", "ETH", "XRP")
+    res = play(engine, symbols, [Tick(0.0, FX, (ENTRY, ENTRY, flat)), Tick(30.0, FX, (TAKE, stop, ENTRY))],
+               params(symbols, usdt_fee=0.0, krw_fee=0.0, daily_loss_limit_usd=2.0))
+    assert [(t["symbol"], t["pnl_usd"]) for t in res.trades] == [("BTC", 3.0), ("ETH", -2.0)]
+    assert [(p.symbol_idx, p.entry_t_s) for p in res.open_positions] == [(2, 30.0)]
+    assert res.rejections["kill_switch"] == 0
