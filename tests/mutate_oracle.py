@@ -345,6 +345,9 @@ M: dict[str, list[tuple[str, str, str]]] = {
         (KN, 'and (fa - ua) + 1e-12 * (abs(fa) + ua) < ua * lo_f', 'and (fa - ua) < ua * lo_f'),
         (KN, 'and (ub - fk) + 1e-12 * (abs(ub) + fk) < fk * lo_f', 'and (ub - fk) < fk * lo_f'),
     ],
+    'KERNEL ONLY: the d=-1 screen scaled by the USDT ask': [
+        (KN, 'and (ub - fk) + 1e-12 * (abs(ub) + fk) < fk * lo_f', 'and (ub - fk) + 1e-12 * (abs(ub) + fk) < ua * lo_f')],
+    'KERNEL ONLY: a closed position keeps its slot': [(KN, '                st[N_OPEN] -= 1\n', '')],
     'kpi entries without the open positions': [(K, '"entries": n + len(res.open_positions)', '"entries": n')],
     'kpi simulated_s is the planned duration': [
         (K, '"simulated_s": _r(res.ticks * tick_s, 6)', '"simulated_s": duration_s')],
