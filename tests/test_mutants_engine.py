@@ -113,7 +113,8 @@ def test_exits_use_the_positions_own_zone(engine) -> None:
     gain6 = Q(128.0, 128.0, krw(129.125), krw(129.25))  # 10u: captured 6u = tp of zone 1
     res = play(engine, ("BTC",), [Tick(0.0, FX, (enter,)), Tick(10.0, FX, (gain4,)), Tick(20.0, FX, (loss3,)),
                                   Tick(30.0, FX, (gain6,))])
-    assert [(t["exit_t_s"], t["exit_reason"], t["zone"]) for t in res.trades] == [(30.0, "take_profit", "117.188-390.625")]
+    assert [(t["exit_t_s"], t["exit_reason"], t["zone"]) for t in res.trades] == [
+        (30.0, "take_profit", "117.188-390.625")]
 
 
 def test_the_kill_switch_nets_the_days_wins_against_its_losses(engine) -> None:
