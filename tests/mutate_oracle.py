@@ -348,6 +348,8 @@ M: dict[str, list[tuple[str, str, str]]] = {
     'KERNEL ONLY: the d=-1 screen scaled by the USDT ask': [
         (KN, 'and (ub - fk) + 1e-12 * (abs(ub) + fk) < fk * lo_f', 'and (ub - fk) + 1e-12 * (abs(ub) + fk) < ua * lo_f')],
     'KERNEL ONLY: a closed position keeps its slot': [(KN, '                st[N_OPEN] -= 1\n', '')],
+    'records: round_half keeps a negative zero': [
+        ('src/engine/records.py', '    return round(x, places) + 0.0\n', '    return round(x, places)\n')],
     'kpi entries without the open positions': [(K, '"entries": n + len(res.open_positions)', '"entries": n')],
     'kpi simulated_s is the planned duration': [
         (K, '"simulated_s": _r(res.ticks * tick_s, 6)', '"simulated_s": duration_s')],
@@ -467,6 +469,7 @@ COMPARE = ["tests/compare/test_diff.py", "tests/provenance", "tests/test_mutants
 VALIDATE = ["tests/config/test_validate.py", "tests/test_mutants_config.py"]
 STATS = ["tests/test_kpis_trader.py", "-k", "not cli and not profitability"]
 # the kernel's own arithmetic (Python's round() and repr() of floats): unit-tested, not by the oracle
+RECORD_UNITS = ["tests/test_engine_records.py::test_round_half_is_pythons_round_without_negative_zero"]
 KERNEL_UNITS = ["tests/test_kernel.py::test_py_round_on_ties_and_boundaries",
                 "tests/test_kernel.py::test_compiled_float_text_covers_the_trade_values"]
 
@@ -502,7 +505,8 @@ def run(name: str, edits: list[tuple[str, str, str]]) -> list[str]:
         env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
         proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfE",
                                *tests_for(edits),
-                               *(KERNEL_UNITS if any(p in (KN, KR) for p, _, _ in edits) else [])],
+                               *(KERNEL_UNITS if any(p in (KN, KR) for p, _, _ in edits) else []),
+                               *(RECORD_UNITS if any(p == "src/engine/records.py" for p, _, _ in edits) else [])],
                               capture_output=True, text=True, env=env)
         return sorted({line.split(" ")[1].split("[")[0].split("::")[-1] for line in proc.stdout.splitlines()
                        if line.startswith(("FAILED", "ERROR"))})
