@@ -160,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     except sqlite3.OperationalError as exc:  # busy for longer than the timeout, or a full disk
         print(f"error: run index {index.INDEX_NAME} under logs/: {exc}", file=sys.stderr)
         return EXIT_CRASH
+    except BrokenPipeError:  # the reader stopped reading (`| head`): cli() ends quietly
+        raise
     except OSError as exc:  # a notes file or a folder to delete on a read-only or full disk: nothing more changed
         where = exc.filename if exc.filename is not None else "logs/"
         print(f"error: {where}: cannot be written ({exc.strerror or exc}): nothing more was changed", file=sys.stderr)
