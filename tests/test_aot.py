@@ -60,8 +60,8 @@ def test_the_module_is_generic_code_without_fused_multiply_add() -> None:
     assert "run_ticks" in asm or len(asm) > 100_000
     assert not re.findall(r"\bvfn?m(?:add|sub)", asm)
     assert not re.findall(r"%[yz]mm\d", asm)  # a host (AVX) build would use them
-    # each of the four entry points releases the GIL (trades.jsonl is written while the kernel runs)
-    assert len(re.findall(r"call.*<PyEval_SaveThread", asm)) == len(rec["exports"]) == 4
+    # each of the five entry points releases the GIL (trades.jsonl is written while the kernel runs)
+    assert len(re.findall(r"call.*<PyEval_SaveThread", asm)) == len(rec["exports"]) == 5  # hook: pcg - draw
 
 
 _GUARD = r"""

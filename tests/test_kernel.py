@@ -119,7 +119,7 @@ def test_kernel_cache_lives_outside_the_purged_tree() -> None:
     assert info["dir"] == f".cache/numba/{info['key']}"
     assert set(info["sources"]) == {"src/engine/kernel.py", "src/engine/kernel_round.py", "src/engine/kernel_json.py",
                                     "src/engine/records.py", "src/engine/kernel_layout.py", "src/engine/aot_build.py",
-                                    "src/market/synth_jit.py"}
+                                    "src/market/synth_jit.py", "src/market/pcg_jit.py"}  # hook: pcg
     assert os.environ["NUMBA_CACHE_DIR"] == str(REPO / info["dir"])
     assert kernel.run_ticks.stats.cache_path == str(REPO / info["dir"])
     assert {".cache/", "/.cache/"} & set((REPO / ".gitignore").read_text().split())

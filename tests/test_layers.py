@@ -35,6 +35,7 @@ ALLOWED_UPWARD = {
     # the compiled-code cache (numba) serves the market's block generator and the engine's kernel;
     # it belongs below both (engine internals are branch engrec's to move)
     ("src.market.synth_jit", "src.engine.jitcache"),
+    ("src.market.pcg_jit", "src.engine.jitcache"),  # hook: pcg - the block's PCG64 words, the same cache
     # the ahead-of-time module (src/engine/aot.py) holds the market's compiled block beside the
     # kernel: one build and one load per run; imported lazily, for large synthetic markets only.
     # Both go when the compiled-code cache (jitcache, aot, aot_build) gets its own area below market.

@@ -269,12 +269,12 @@ def engine() -> SimpleNamespace:
         mod = module()
         if mod is None:
             from src.engine import kernel, kernel_json
-            from src.market import synth_jit
+            from src.market import pcg_jit, synth_jit  # hook: pcg
 
             fns = {"run_ticks": kernel.run_ticks, "mark_to_market": kernel.mark_to_market,
-                   "format_lines": kernel_json.format_lines, "block": synth_jit.block}
-        else:
-            fns = {n: getattr(mod, n) for n in ("run_ticks", "mark_to_market", "format_lines", "block")}
+                   "format_lines": kernel_json.format_lines, "block": synth_jit.block, "draw": pcg_jit.draw}
+        else:  # hook: pcg - draw: the market's PCG64 words (src/market/pcg_jit.py)
+            fns = {n: getattr(mod, n) for n in ("run_ticks", "mark_to_market", "format_lines", "block", "draw")}
         consts = {k: v for k, v in vars(kernel_layout).items() if k.isupper()}
         _state["engine"] = SimpleNamespace(**consts, **fns, aot=mod is not None)
     return _state["engine"]

@@ -19,14 +19,14 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-ENTRIES = ("run_ticks", "mark_to_market", "format_lines", "block")
+ENTRIES = ("run_ticks", "mark_to_market", "format_lines", "block", "draw")  # hook: pcg - draw (pcg_jit.py)
 
 
 def _wrappers() -> dict[str, tuple[Any, Any]]:
     """name -> (the @njit function, a plain function of the same arity calling it): pycc compiles
     the wrapper with its own flags, the callee keeps the JIT's (e.g. block's error_model="numpy")."""
     from src.engine import kernel, kernel_json
-    from src.market import synth_jit
+    from src.market import pcg_jit, synth_jit  # hook: pcg
 
     rt, mm, fl, bl = kernel.run_ticks, kernel.mark_to_market, kernel_json.format_lines, synth_jit.block
 
@@ -44,8 +44,13 @@ def _wrappers() -> dict[str, tuple[Any, Any]]:
     def block(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12):  # type: ignore
         return bl(a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12)
 
+    dr = pcg_jit.draw  # hook: pcg
+
+    def draw(a0, a1, a2):  # type: ignore
+        return dr(a0, a1, a2)
+
     return {"run_ticks": (rt, run_ticks), "mark_to_market": (mm, mark_to_market), "format_lines": (fl, format_lines),
-            "block": (bl, block)}
+            "block": (bl, block), "draw": (dr, draw)}
 
 
 def _release_gil_flags() -> None:

@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # ahead-of-time module is built, aot.py)
 KERNEL_SOURCES = tuple(Path(__file__).resolve().with_name(f) for f in (
     "kernel.py", "kernel_round.py", "kernel_json.py", "records.py", "kernel_layout.py", "aot_build.py")) + (
-    ROOT / "src" / "market" / "synth_jit.py",)  # the market's compiled block generator
+    ROOT / "src" / "market" / "synth_jit.py",  # the market's compiled block generator
+    ROOT / "src" / "market" / "pcg_jit.py",)  # hook: pcg - its PCG64 words (numpy's, drawn compiled)
 CACHE_ROOT = ROOT / ".cache" / "numba"
 
 _state: dict[str, Any] = {}

@@ -298,7 +298,9 @@ def block(mw: np.ndarray, rw: np.ndarray, have: np.ndarray, cap: np.ndarray, poo
 def warm_up() -> None:
     """Load (the first time ever, compile) `block` with tiny inputs of the real types, so a
     run can do it in a thread while it records provenance (src/runner/engines.py)."""
-    from src.market import detmath, ziggurat
+    from src.market import detmath, pcg_jit, ziggurat
+
+    pcg_jit.warm_up()  # the workers' compiled PCG64 words too
 
     b, n = 60, 1
     words = np.arange(5 * b * n, dtype=np.uint32).reshape(n, 5 * b) * np.uint32(2654435761)

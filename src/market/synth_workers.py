@@ -7,8 +7,10 @@ except for one choice made over the whole block: the price growth takes the Tayl
 polynomial only when every symbol's every step is within 1/256 (synth_jit.block). Each
 worker reports which it took; when they differ, the Taylor workers run again with the
 exp forced (their inputs are unchanged; in practice steps are ~30 sigma from the bound and
-this never happens). The words are drawn in the workers too: numpy's `random_raw` and the
-compiled block both release the GIL, so two workers use two cores.
+this never happens). The words are drawn in the workers too, by compiled code (`draw`,
+src/market/pcg_jit.py: numpy's PCG64 words exactly, from each generator's state read once and
+carried across blocks, about twice as fast as `random_raw`); it and the block release the GIL,
+so two workers use two cores.
 
 MARKET_WORKERS=N sets the number of workers (1: everything in the caller's thread); the
 default is one per available CPU, at most MAX_WORKERS, with at least
@@ -42,14 +44,28 @@ def default_workers(n_sym: int) -> int:
     return max(1, min(cpus, MAX_WORKERS, n_sym // MIN_SYMBOLS_PER_WORKER))
 
 
+def pcg_states(gens: Sequence[np.random.Generator]) -> np.ndarray:
+    """(len(gens), 4) uint64: each PCG64 generator's (state hi, lo, inc hi, lo), what pcg_jit.draw
+    goes on from (the generator objects are not advanced: the workers own the streams from here)."""
+    st = np.empty((len(gens), 4), dtype=np.uint64)
+    mask = (1 << 64) - 1
+    for i, g in enumerate(gens):
+        d = g.bit_generator.state
+        if d["bit_generator"] != "PCG64":
+            raise ValueError(f"generator {i}: bit generator {d['bit_generator']!r}, expected 'PCG64'")
+        s, inc = d["state"]["state"], d["state"]["inc"]
+        st[i] = (s >> 64, s & mask, inc >> 64, inc & mask)
+    return st
+
+
 class _Share:
-    """One worker's symbols [s0, s1): their generators, words, pool counters and scratch."""
+    """One worker's symbols [s0, s1): their streams' states, words, pool counters and scratch."""
 
     def __init__(self, s0: int, s1: int, main: Sequence[np.random.Generator], retry: Sequence[np.random.Generator],
-                 sym: np.ndarray, g_len: int, pool: int) -> None:
+                 sym: np.ndarray, g_len: int, pool: int, draw: Callable[..., None]) -> None:
         n = s1 - s0
-        self.s0, self.s1, self.pool, self.g_len = s0, s1, pool, g_len
-        self.main, self.retry = list(main[s0:s1]), list(retry[s0:s1])
+        self.s0, self.s1, self.pool, self.g_len, self.words = s0, s1, pool, g_len, draw
+        self.main, self.retry = pcg_states(main[s0:s1]), pcg_states(retry[s0:s1])
         self.sym = sym[s0:s1]  # a view: the kernel writes the carried usd, y of these symbols
         self.mw64 = np.empty((n, 5 * g_len // 2), dtype=np.uint64)  # reused by every block
         self.rw64 = np.empty((n, pool), dtype=np.uint64)
@@ -61,11 +77,8 @@ class _Share:
 
     def draw(self) -> None:
         """This block's words: price, premium, jump, usdt depth, krw depth (main), the retry pool."""
-        half = 5 * self.g_len // 2
-        for s, g in enumerate(self.main):
-            self.mw64[s] = g.bit_generator.random_raw(half)
-        for s, g in enumerate(self.retry):
-            self.rw64[s] = g.bit_generator.random_raw(self.pool)
+        self.words(self.main, self.mw64, 5 * self.g_len // 2)
+        self.words(self.retry, self.rw64, self.pool)
         self.mw, self.rw = words_of(self.mw64), words_of(self.rw64)  # views (copies on a big-endian machine)
         self.have[:] = 2 * self.pool
 
@@ -81,8 +94,9 @@ class _Share:
                 grown = np.zeros((self.rw.shape[0], need), np.uint32)
                 grown[:, : self.rw.shape[1]] = self.rw
                 self.rw = grown
-            extra = (need - int(self.have[short])) // 2
-            self.rw[short, self.have[short]: need] = words_of(self.retry[short].bit_generator.random_raw(extra))
+            extra = np.empty((1, (need - int(self.have[short])) // 2), dtype=np.uint64)
+            self.words(self.retry[short: short + 1], extra, extra.shape[1])  # a view: advances the state
+            self.rw[short, self.have[short]: need] = words_of(extra[0])
             self.have[short] = need
         assert np.array_equal(self.cap, self.have), "retry streams out of step with the numpy path"
         return short
@@ -94,15 +108,17 @@ class _Share:
 
 class BlockWorkers:
     """Runs `block` for every symbol of a block, split over `workers` threads (the caller's
-    thread is one of them). close() stops the threads."""
+    thread is one of them), each drawing its symbols' words with `draw` (pcg_jit.draw's
+    signature). close() stops the threads."""
 
     def __init__(self, block: Callable[..., int], main: Sequence[np.random.Generator],
-                 retry: Sequence[np.random.Generator], sym: np.ndarray, g_len: int, pool: int, workers: int) -> None:
+                 retry: Sequence[np.random.Generator], sym: np.ndarray, g_len: int, pool: int, workers: int,
+                 draw: Callable[..., None]) -> None:
         n_sym = len(main)
         workers = max(1, min(workers, n_sym))
         bounds = [n_sym * i // workers for i in range(workers + 1)]
         self.block, self.g_len, self.n_sym = block, g_len, n_sym
-        self.shares = [_Share(a, b, main, retry, sym, g_len, pool) for a, b in zip(bounds, bounds[1:])]
+        self.shares = [_Share(a, b, main, retry, sym, g_len, pool, draw) for a, b in zip(bounds, bounds[1:])]
         self.pool = ThreadPoolExecutor(workers - 1, thread_name_prefix="market") if workers > 1 else None
 
     def __call__(self, fixed: tuple[Any, ...], p: np.ndarray) -> np.ndarray:

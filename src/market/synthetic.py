@@ -193,7 +193,8 @@ class SyntheticMarket:
         its symbols split over worker threads (synth_workers.py; any split gives these bits)."""
         from src.engine import aot  # the ahead-of-time module (no numba), or synth_jit's @njit block
 
-        block = aot.engine().block
+        eng = aot.engine()
+        block = eng.block
 
         spec, n_sym, g_len = self.spec, len(self.symbols), BLOCK
         main = [_rng(self.seed, s, _MAIN) for s in self.symbols]
@@ -208,7 +209,7 @@ class SyntheticMarket:
         jump_thr = min(k["jump_thr"], 1 << 32)  # every word is below 2**32: all jump, as the numpy path
         fx_now = spec.fx_krw_per_usd
         tabs = (*tables(), *detmath.jit_tables())
-        run = BlockWorkers(block, main, retry, sym, g_len, _POOL, self.workers)
+        run = BlockWorkers(block, main, retry, sym, g_len, _POOL, self.workers, eng.draw)
         try:
             while True:
                 fx, fx_now = _fx_block(spec, fx_main, fx_retry, fx_now, k["fx_sd"], g_len)
