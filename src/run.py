@@ -190,8 +190,8 @@ def _exit_now(rc: int) -> None:
     in its order: non-daemon threads joined (thread pools' workers too), atexit handlers run
     (logging's flush and close, a deferred compiled-module build, temporary folders), stdout
     and stderr flushed. A flush that fails (a closed pipe) leaves by the ordinary exit instead."""
-    if not isinstance(rc, int):  # (an int from every path; anything else as sys.exit treats it)
-        sys.exit(rc)
+    if not isinstance(rc, int) or sys.getprofile() is not None or sys.gettrace() is not None:
+        sys.exit(rc)  # a profiler or tracer (cProfile, coverage) writes its data once we return
     import atexit
     import os
     import threading

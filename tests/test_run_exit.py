@@ -75,3 +75,11 @@ def test_index_run_commits_without_fsync_other_writers_keep_it(tmp_path: Path, m
     assert rows == [("st-run",)]
     index.using(tmp_path, lambda c: index.upsert(c, tmp_path, run_dir), refreshed=False)
     assert seen == [0, 2]  # FULL, SQLite's default, for every other writer
+
+
+def test_a_profiled_run_still_writes_its_profile(repo: Path, tmp_path: Path) -> None:
+    """cProfile writes its file after the module returns: under a profiler the run exits the ordinary way."""
+    out = tmp_path / "run.prof"
+    proc = run_cli(repo, "-o", str(out), "-m", "src.run", "stage=d92-5", module="cProfile")
+    assert proc.returncode == 0, proc.stderr
+    assert out.is_file() and out.stat().st_size > 0
