@@ -14,6 +14,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from src.config.loader import LoadedConfig
 
+# A run writes no bytecode: every project module compiles from source anyway (the purge deletes
+# the caches, SECURITY.md), so a written .pyc only costs this run its writes and the next its purge.
+sys.dont_write_bytecode = True
+
 # Ctrl-C is Python's KeyboardInterrupt from the first line on, even when this process was
 # started with SIGINT ignored; main() has it remembered (src/runner/interrupt.py says why).
 signal.signal(signal.SIGINT, signal.default_int_handler)

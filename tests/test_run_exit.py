@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from src.catalog import index
-from tests.conftest import clean_env, run_cli, run_dir_of
+from conftest import clean_env, run_cli, run_dir_of
 
 SITE = '''
 import atexit, pathlib, threading, time
