@@ -3,6 +3,8 @@ the interpreter's teardown that still joins threads, runs atexit handlers and fl
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -83,3 +85,16 @@ def test_a_profiled_run_still_writes_its_profile(repo: Path, tmp_path: Path) -> 
     proc = run_cli(repo, "-o", str(out), "-m", "src.run", "stage=d92-5", module="cProfile")
     assert proc.returncode == 0, proc.stderr
     assert out.is_file() and out.stat().st_size > 0
+
+
+def test_a_run_does_not_import_importlib_metadata(repo: Path) -> None:
+    """Package versions are read without importlib.metadata (src/provenance/versions.py): ~10 ms of
+    imports every run would pay. (A first run composes its config with Hydra, which imports it.)"""
+    assert run_cli(repo, "stage=d92-5").returncode == 0  # fills the config cache
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "src.run", "stage=d92-5"], cwd=repo,
+                          capture_output=True, text=True, env=clean_env(), timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    imported = {line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert {"src.runner.execute", "src.provenance.record", "src.provenance.versions"} <= imported
+    assert "hydra" not in imported  # the config came from the cache
+    assert "importlib.metadata" not in imported
