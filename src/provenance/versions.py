@@ -34,7 +34,7 @@ def version(dist: str) -> str | None:
 
         try:
             return metadata.version(dist)
-        except metadata.PackageNotFoundError:
+        except (metadata.PackageNotFoundError, KeyError):  # KeyError: no Version (importlib_metadata's finder)
             return None
 
 
