@@ -18,9 +18,10 @@ import hashlib
 import os
 import platform
 import sys
-from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from src.provenance.versions import version
 
 ROOT = Path(__file__).resolve().parents[2]
 # every file the njit code compiles from (records.py: the codes and trade fields the kernel freezes in)
@@ -61,13 +62,23 @@ def compute_key(paths: tuple[Path, ...], root: Path, cpu: tuple[str, str] | None
     for p in paths:
         sources[p.relative_to(root).as_posix()] = hashlib.sha256(p.read_bytes()).hexdigest()
     cpu_name, cpu_features = cpu if cpu is not None else _cpu()
-    parts = {"sources": sources, "numba": metadata.version("numba"), "llvmlite": metadata.version("llvmlite"),
+    parts = {"sources": sources, "numba": _dist("numba"), "llvmlite": _dist("llvmlite"),
              "python": platform.python_version(), "machine": platform.machine(), "cpu_name": cpu_name,
              "cpu_features_sha256": hashlib.sha256(cpu_features.encode()).hexdigest()}
     for k in sorted(parts):
         h.update(f"{k}={parts[k]!r}\n".encode())
     key = h.hexdigest()[:32]
     return {"key": key, "dir": f".cache/numba/{key}", **parts}
+
+
+def _dist(name: str) -> str:
+    """The installed version (importlib.metadata's, src/provenance/versions.py); not installed: its error."""
+    found = version(name)
+    if found is None:
+        from importlib.metadata import PackageNotFoundError
+
+        raise PackageNotFoundError(name)
+    return found
 
 
 def prepare() -> Path:

@@ -9,10 +9,8 @@ from __future__ import annotations
 import os
 import platform
 import re
-import socket
 import sys
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ from src.provenance.fingerprint import deterministic_config
 from src.provenance.gitinfo import git_state
 from src.provenance.outputs import output_digests, sealed_text
 from src.provenance.purge import PACKAGE
+from src.provenance.versions import version
 from src.runs.atomic import write_text_atomic
 from src.runs.paths import RunPaths
 
@@ -40,19 +39,14 @@ def utc_now() -> str:
 
 def environment() -> dict[str, Any]:
     """Interpreter, platform, host and key package versions. Environment variables are never read."""
-    versions = {}
-    for pkg in KEY_PACKAGES:
-        try:
-            versions[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            versions[pkg] = None
+    versions = {pkg: version(pkg) for pkg in KEY_PACKAGES}  # importlib.metadata's, without importing it
     return {
         "python": sys.version.split()[0],
         "implementation": platform.python_implementation(),
         "executable": sys.executable,
         "platform": platform.platform(),
         "machine": platform.machine(),
-        "host": socket.gethostname(),
+        "host": os.uname().nodename,  # socket.gethostname() reads uname() too: no socket import
         "packages": versions,
     }
 
