@@ -197,7 +197,9 @@ def _exit_now(rc: int) -> None:
     with the same code and quietly (src.exitcodes.exit_with)."""
     from src.exitcodes import exit_with  # hook: pipes
 
-    if not isinstance(rc, int) or sys.getprofile() is not None or sys.gettrace() is not None:
+    monitoring = getattr(sys, "monitoring", None)  # Python 3.12+: cProfile and coverage may register here
+    observed = monitoring is not None and any(monitoring.get_tool(i) is not None for i in range(6))
+    if not isinstance(rc, int) or observed or sys.getprofile() is not None or sys.gettrace() is not None:
         exit_with(rc)  # a profiler or tracer (cProfile, coverage) writes its data once we return
     import atexit
     import os
